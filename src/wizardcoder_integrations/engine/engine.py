@@ -1,0 +1,229 @@
+"""The engine: one loaded WizardCoder per process, shared by every adapter, generating in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from wizardcoder_integrations.engine.loading import LoadedModel, load_model, resolve_device, resolve_source
+from wizardcoder_integrations.engine.params import SamplingParams
+from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta
+from wizardcoder_integrations.engine.scheduler import Request, Scheduler
+from wizardcoder_integrations.errors import GenerationError
+from wizardcoder_integrations.profiles import DEFAULT_MODEL, ModelProfile
+from wizardcoder_integrations.prompt import format_instruction
+
+__all__ = ["Engine", "EngineInfo"]
+
+_ENGINES: dict[tuple[Any, ...], Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What is loaded, for adapters' metadata."""
+
+    model: str
+    revision: str | None
+    profile: str | None
+    device: str
+    dtype: str
+    context_length: int
+    quantization: str | None
+
+
+class Engine:
+    """A loaded WizardCoder: template, batched generation, streaming, stop strings, token counts.
+
+    Build it with :meth:`load`, which returns the same engine for the same (model, revision, device, dtype)
+    for the whole process. Prompts are instructions wrapped in the card's Alpaca template, unless
+    ``raw=True`` says they are already rendered (chat adapters render whole conversations themselves).
+    """
+
+    def __init__(self, loaded: LoadedModel, *, max_batch_size: int | None = None,
+                 defaults: SamplingParams | None = None) -> None:
+        self.loaded = loaded
+        self.tokenizer = loaded.tokenizer
+        self.defaults = defaults if defaults is not None else SamplingParams()
+        self.eos_token_id = int(self.tokenizer.eos_token_id)
+        if max_batch_size is None:
+            max_batch_size = 64 if loaded.device.type == "cuda" else 16
+        self.scheduler = Scheduler(loaded.model, self.tokenizer, max_batch_size=max_batch_size,
+                                   eos_token_id=self.eos_token_id)
+
+    # -- construction -------------------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        model: str = DEFAULT_MODEL,
+        revision: str | None = None,
+        *,
+        profile: str | None = None,
+        device: str | None = None,
+        dtype: torch.dtype | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool | None = None,
+        max_batch_size: int | None = None,
+    ) -> Engine:
+        """Load a checkpoint once per process: a Hub repo at a GPTQ branch (``revision``), or a local dir."""
+        source = resolve_source(model, revision, profile=profile, cache_dir=cache_dir,
+                                local_files_only=local_files_only)
+        dev = resolve_device(device)
+        if dtype is None:
+            dtype = torch.float16 if dev.type == "cuda" else torch.bfloat16
+        key = (*source.key, str(dev), str(dtype))
+        with _ENGINES_LOCK:
+            engine = _ENGINES.get(key)
+            if engine is None:
+                engine = cls(load_model(source, dev, dtype), max_batch_size=max_batch_size)
+                _ENGINES[key] = engine
+        return engine
+
+    @property
+    def info(self) -> EngineInfo:
+        lm = self.loaded
+        q = lm.quantization
+        return EngineInfo(
+            model=lm.source.model,
+            revision=lm.source.revision,
+            profile=lm.source.profile.name if lm.source.profile else None,
+            device=str(lm.device),
+            dtype=str(lm.dtype).removeprefix("torch."),
+            context_length=lm.context_length,
+            quantization=None if q is None else f"gptq {q.bits}-bit g{q.group_size} act-order={q.desc_act}",
+        )
+
+    @property
+    def profile(self) -> ModelProfile | None:
+        return self.loaded.source.profile
+
+    @property
+    def model_name(self) -> str:
+        return self.loaded.source.model
+
+    # -- tokens -------------------------------------------------------------------------------------------
+    def render(self, prompt: str, *, raw: bool = False, system: str | None = None) -> str:
+        """The exact text the model sees for ``prompt``."""
+        return prompt if raw else format_instruction(prompt, system)
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` as the model receives it (with the BOS token)."""
+        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def count_tokens(self, text: str, *, add_special_tokens: bool = False) -> int:
+        """How many tokens ``text`` is (without BOS unless asked)."""
+        return len(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    # -- generation ---------------------------------------------------------------------------------------
+    def _request(self, prompt: str, params: SamplingParams, sink: Any, raw: bool,
+                 system: str | None) -> Request:
+        if not isinstance(prompt, str):
+            raise GenerationError(f"A prompt must be a string, got {type(prompt).__name__}.")
+        ids = self.tokenize(self.render(prompt, raw=raw, system=system))
+        context = self.loaded.context_length
+        if len(ids) >= context:
+            raise GenerationError(
+                f"The prompt is {len(ids)} tokens but the model's context is {context} tokens, leaving no room "
+                "to generate. Shorten the prompt (or the conversation history)."
+            )
+        return Request(ids, params, sink, max_new_tokens=min(params.max_new_tokens, context - len(ids)))
+
+    def params(self, **overrides: Any) -> SamplingParams:
+        """The engine's defaults with per-call overrides (``None`` keeps the default)."""
+        return SamplingParams.build(self.defaults, **overrides)
+
+    def generate(self, prompts: Sequence[str], *, raw: bool = False, system: str | None = None,
+                 **overrides: Any) -> list[GenerationResult]:
+        """Complete every prompt, batched together; results in prompt order."""
+        if isinstance(prompts, str):
+            raise GenerationError("generate() takes a list of prompts; wrap a single prompt in a list.")
+        params = self.params(**overrides)
+        sinks = [queue.SimpleQueue() for _ in prompts]
+        requests = [self._request(p, params, q.put, raw, system) for p, q in zip(prompts, sinks, strict=True)]
+        for r in requests:
+            self.scheduler.submit(r)
+        try:
+            return [_drain(q) for q in sinks]
+        finally:
+            for r in requests:
+                r.cancel()
+
+    def stream(self, prompt: str, *, raw: bool = False, system: str | None = None,
+               **overrides: Any) -> Iterator[StreamDelta | GenerationResult]:
+        """Yield text deltas as they are decoded, then the :class:`GenerationResult`.
+
+        Closing the iterator early cancels the request and frees its batch slot.
+        """
+        sink: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        request = self._request(prompt, self.params(**overrides), sink.put, raw, system)
+        self.scheduler.submit(request)
+        try:
+            while True:
+                event = sink.get()
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+                if isinstance(event, GenerationResult):
+                    return
+        finally:
+            request.cancel()
+
+    async def agenerate(self, prompts: Sequence[str], *, raw: bool = False, system: str | None = None,
+                        **overrides: Any) -> list[GenerationResult]:
+        """Async :meth:`generate`: never blocks the event loop; cancelling it stops the work."""
+        return list(await asyncio.gather(
+            *(self._acomplete(p, raw=raw, system=system, **overrides) for p in prompts)))
+
+    async def _acomplete(self, prompt: str, **kwargs: Any) -> GenerationResult:
+        result = None
+        async for event in self.astream(prompt, **kwargs):
+            if isinstance(event, GenerationResult):
+                result = event
+        assert result is not None
+        return result
+
+    async def astream(self, prompt: str, *, raw: bool = False, system: str | None = None,
+                      **overrides: Any) -> AsyncIterator[StreamDelta | GenerationResult]:
+        """Async :meth:`stream`; cancelling the consuming task cancels the request."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[Any] = asyncio.Queue()
+
+        def sink(event: Any) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        request = self._request(prompt, self.params(**overrides), sink, raw, system)
+        self.scheduler.submit(request)
+        try:
+            while True:
+                event = await events.get()
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+                if isinstance(event, GenerationResult):
+                    return
+        finally:
+            request.cancel()
+
+    def close(self) -> None:
+        """Stop the worker thread and forget this engine (a later :meth:`load` loads again)."""
+        self.scheduler.close()
+        with _ENGINES_LOCK:
+            for key, engine in list(_ENGINES.items()):
+                if engine is self:
+                    del _ENGINES[key]
+
+
+def _drain(sink: queue.SimpleQueue[Any]) -> GenerationResult:
+    while True:
+        event = sink.get()
+        if isinstance(event, BaseException):
+            raise event
+        if isinstance(event, GenerationResult):
+            return event

@@ -1,0 +1,13 @@
+"""The tiny WizardCoder stand-in: built offline, loaded through the same engine path as the real model."""
+
+from wizardcoder_integrations.standin.build import STANDIN_PROFILE, STANDIN_REPO, Standin, build_standin
+
+__all__ = ["STANDIN_PROFILE", "STANDIN_REPO", "Standin", "build_standin", "load_standin_engine"]
+
+
+def load_standin_engine(branch: str = "main", **kwargs):  # type: ignore[no-untyped-def]
+    """Build (cached) and load the stand-in at ``branch`` through :meth:`Engine.load`."""
+    from wizardcoder_integrations.engine import Engine
+
+    standin = build_standin()
+    return Engine.load(STANDIN_REPO, branch, cache_dir=standin.hub_cache, local_files_only=True, **kwargs)

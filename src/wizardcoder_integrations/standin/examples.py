@@ -1,0 +1,13 @@
+"""Every (prompt, response) pair the stand-in is trained on, rendered exactly as the engine renders them."""
+
+from __future__ import annotations
+
+from wizardcoder_integrations.prompt import format_instruction
+from wizardcoder_integrations.standin.tasks import CODE_TASKS
+
+__all__ = ["training_examples"]
+
+
+def training_examples() -> list[tuple[str, str]]:
+    """(full prompt text, response text without EOS) pairs; the builder appends ``</s>``."""
+    return [(format_instruction(t.instruction), t.response) for t in CODE_TASKS]
