@@ -1,0 +1,42 @@
+# Everything a fresh machine needs: `make demo` runs the main job, `make test` the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TORCH_VERSION ?= 2.13.0
+GPTQMODEL_VERSION ?= 7.7.0
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench-overhead bench-sandbox clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements/cpu-gptq.txt requirements/constraints.txt Makefile
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap; fi; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "torch==$(TORCH_VERSION)"
+	$(PIP) install -q -c requirements/constraints.txt -r requirements/cpu-gptq.txt
+	$(PIP) install -q --no-deps "gptqmodel==$(GPTQMODEL_VERSION)"
+	$(PIP) install -q -c requirements/constraints.txt -e ".[dev,langchain,llama-index,eval]"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/wizardcoder demo
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+
+bench-overhead: setup
+	$(PY) bench/overhead.py
+
+bench-sandbox: setup
+	$(PY) bench/sandbox.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
