@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 __all__ = [
-    "WizardCoderError",
     "ConfigurationError",
-    "ModelLoadError",
     "GenerationError",
-    "SandboxError",
     "MissingExtraError",
+    "ModelLoadError",
+    "SandboxError",
+    "WizardCoderError",
 ]
 
 

@@ -15,9 +15,9 @@ __all__ = [
     "CARD_DEFAULTS",
     "DEFAULT_MODEL",
     "DEFAULT_REVISION",
+    "PROFILES",
     "GPTQBranch",
     "ModelProfile",
-    "PROFILES",
     "get_profile",
     "profile_for_repo",
 ]

@@ -45,8 +45,11 @@ class ModelSource:
         return Path(self.model).is_dir()
 
     @property
-    def key(self) -> tuple[str, str | None]:
-        return (str(Path(self.model).resolve()) if self.is_local else self.model, self.revision)
+    def key(self) -> tuple[str, str | None, str | None]:
+        """Identifies the checkpoint: one engine per key (and device, dtype) per process."""
+        if self.is_local:
+            return (str(Path(self.model).resolve()), None, None)
+        return (self.model, self.revision, self.cache_dir)
 
     def describe(self) -> str:
         return self.model if self.is_local else f"{self.model}@{self.revision}"
@@ -154,9 +157,7 @@ def _read_json(source: ModelSource, filename: str) -> dict[str, Any] | None:
 
     try:
         path = hf_hub_download(source.model, filename, **_hub_kwargs(source))
-    except EntryNotFoundError:
-        return None
-    except LocalEntryNotFoundError as e:
+    except LocalEntryNotFoundError as e:  # (a subclass of EntryNotFoundError: test it first)
         if filename != "config.json":
             return None
         raise ModelLoadError(
@@ -164,6 +165,8 @@ def _read_json(source: ModelSource, filename: str) -> dict[str, Any] | None:
             f"be reached ({e.__class__.__name__}). Download it where there is network access with "
             f"`hf download {source.model} --revision {source.revision}`, or pass the local directory."
         ) from e
+    except EntryNotFoundError:
+        return None
     except Exception as e:  # revision not found, repo not found, HTTP errors
         raise ModelLoadError(f"Cannot fetch {filename} of {source.describe()}: {e}") from e
     return json.loads(Path(path).read_text())

@@ -120,7 +120,7 @@ class Scheduler:
             try:
                 with torch.inference_mode():
                     self._step(admitted)
-            except BaseException as e:  # noqa: BLE001 - any failure must reach every caller
+            except BaseException as e:
                 error = e if isinstance(e, GenerationError) else GenerationError(
                     f"Generation failed on {self.device}: {e.__class__.__name__}: {e}")
                 if isinstance(e, torch.OutOfMemoryError):
@@ -182,7 +182,7 @@ class Scheduler:
             assert r.text is not None
             if r.cancelled.is_set():
                 self._finish(r, "cancelled")
-            elif r.generated and r.generated[-1] == self.eos_token_id or r.text.stopped:
+            elif (r.generated and r.generated[-1] == self.eos_token_id) or r.text.stopped:
                 self._finish(r, "stop")
             elif len(r.generated) >= r.max_new_tokens:
                 self._finish(r, "length")

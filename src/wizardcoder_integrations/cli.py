@@ -1,0 +1,115 @@
+"""The ``wizardcoder`` command: thin argument parsing over the engine; formatting lives here only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from wizardcoder_integrations.errors import WizardCoderError
+from wizardcoder_integrations.profiles import CARD_DEFAULTS, DEFAULT_MODEL
+
+__all__ = ["main"]
+
+DEMO_INSTRUCTION = "Write a Python function fizzbuzz(n) that returns the FizzBuzz list from 1 to n."
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=DEFAULT_MODEL, help="Hub repo id or local directory (default: %(default)s)")
+    g.add_argument("--revision", default=None, help="GPTQ branch of the repo (default: main)")
+    g.add_argument("--profile", default=None, help="WizardCoder profile name, checked against the checkpoint")
+    g.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: the GPU if there is one)")
+    g.add_argument("--standin", action="store_true",
+                   help="use the tiny offline stand-in model (built and cached on first use)")
+
+
+def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling (defaults from the model card)")
+    g.add_argument("--temperature", type=float, default=None, help=f"default {CARD_DEFAULTS['temperature']}")
+    g.add_argument("--top-p", type=float, default=None, help=f"default {CARD_DEFAULTS['top_p']}")
+    g.add_argument("--top-k", type=int, default=None, help=f"default {CARD_DEFAULTS['top_k']}")
+    g.add_argument("--repetition-penalty", type=float, default=None,
+                   help=f"default {CARD_DEFAULTS['repetition_penalty']}")
+    g.add_argument("--max-new-tokens", type=int, default=None, help=f"default {CARD_DEFAULTS['max_new_tokens']}")
+    g.add_argument("--greedy", action="store_true", help="take the most likely token (no sampling)")
+    g.add_argument("--seed", type=int, default=None, help="seed for reproducible sampling")
+    g.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
+
+
+def _sampling(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k,
+        "repetition_penalty": args.repetition_penalty, "max_new_tokens": args.max_new_tokens,
+        "do_sample": False if args.greedy else None, "seed": args.seed, "stop": args.stop,
+    }
+
+
+def load_engine(args: argparse.Namespace) -> Any:
+    """The engine the arguments name (the stand-in with ``--standin``)."""
+    if args.standin:
+        from wizardcoder_integrations.standin import load_standin_engine
+
+        return load_standin_engine(args.revision or "main", device=args.device)
+    from wizardcoder_integrations.engine import Engine
+
+    return Engine.load(args.model, args.revision, profile=args.profile, device=args.device)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from wizardcoder_integrations.engine import GenerationResult
+
+    engine = load_engine(args)
+    result = None
+    for event in engine.stream(args.instruction, system=args.system, **_sampling(args)):
+        if isinstance(event, GenerationResult):
+            result = event
+        elif not args.json:
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+    assert result is not None
+    if args.json:
+        print(json.dumps({**asdict(result), "model": engine.model_name, "revision": engine.info.revision}))
+    else:
+        print(f"\n\n[{result.finish_reason}; {result.prompt_tokens} prompt + {result.completion_tokens} completion "
+              f"tokens; {result.total_s:.2f}s]", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from wizardcoder_integrations.demo import run_demo
+
+    return run_demo(model=args.model, revision=args.revision)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wizardcoder", description="WizardCoder-Python GPTQ from the terminal.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="answer one instruction, streaming")
+    gen.add_argument("instruction", help="what to ask (wrapped in the card's Alpaca template)")
+    gen.add_argument("--system", default=None, help="optional system text placed after the preamble")
+    gen.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
+    _add_model_args(gen)
+    _add_sampling_args(gen)
+    gen.set_defaults(func=cmd_generate)
+    demo = sub.add_parser("demo", help="the main job: the real model on a GPU, else the offline stand-in")
+    demo.add_argument("--model", default=DEFAULT_MODEL)
+    demo.add_argument("--revision", default=None)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except WizardCoderError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
