@@ -135,7 +135,7 @@ def test_out_of_memory_is_explained(standin, monkeypatch: pytest.MonkeyPatch) ->
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", oom)
-    with pytest.raises(ModelLoadError, match="Out of memory loading .* pick a smaller branch"):
+    with pytest.raises(ModelLoadError, match=r"Out of memory loading .* pick a smaller branch"):
         Engine.load(str(standin.snapshot("main")), dtype=torch.float32)
 
 
