@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml requirements/cpu-gptq.txt requirements/constraints.txt 
 	$(PIP) install -q "torch==$(TORCH_VERSION)"
 	$(PIP) install -q -c requirements/constraints.txt -r requirements/cpu-gptq.txt
 	$(PIP) install -q --no-deps "gptqmodel==$(GPTQMODEL_VERSION)"
-	$(PIP) install -q -c requirements/constraints.txt -e ".[dev,langchain,llama-index,eval]"
+	$(PIP) install -q -c requirements/constraints.txt -e ".[dev,langchain,llama-index,eval,remote,serve]"
 	touch $(STAMP)
 
 demo: setup

@@ -85,6 +85,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(model=args.model, revision=args.revision)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from wizardcoder_integrations.server import serve
+
+    engine = load_engine(args)
+
+    def announce(url: str) -> None:
+        print(f"wizardcoder serve: {engine.model_name} at {url}/v1", flush=True)
+
+    serve(engine, host=args.host, port=args.port, served_model_name=args.served_model_name,
+          max_pending=args.max_pending, announce=announce)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wizardcoder", description="WizardCoder-Python GPTQ from the terminal.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--model", default=DEFAULT_MODEL)
     demo.add_argument("--revision", default=None)
     demo.set_defaults(func=cmd_demo)
+    srv = sub.add_parser("serve", help="an OpenAI-compatible HTTP server over the in-process engine")
+    _add_model_args(srv)
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    srv.add_argument("--port", type=int, default=8000, help="port (0 picks a free one; default: %(default)s)")
+    srv.add_argument("--served-model-name", default=None, help="model id clients use (default: the repo id)")
+    srv.add_argument("--max-pending", type=int, default=256,
+                     help="requests in flight before new ones get HTTP 429 (default: %(default)s)")
+    srv.set_defaults(func=cmd_serve)
     return parser
 
 

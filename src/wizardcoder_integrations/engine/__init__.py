@@ -1,7 +1,39 @@
-"""The only part of the package that imports torch and transformers."""
+"""The only part of the package that imports torch and transformers.
 
-from wizardcoder_integrations.engine.engine import Engine, EngineInfo
-from wizardcoder_integrations.engine.params import SamplingParams
-from wizardcoder_integrations.engine.results import FinishReason, GenerationResult, StreamDelta
+Names resolve lazily, so ``RemoteEngine`` (which talks to a server over HTTP) works without torch installed.
+"""
 
-__all__ = ["Engine", "EngineInfo", "FinishReason", "GenerationResult", "SamplingParams", "StreamDelta"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "Engine",
+    "EngineInfo",
+    "FinishReason",
+    "GenerationResult",
+    "RemoteEngine",
+    "SamplingParams",
+    "StreamDelta",
+]
+
+_WHERE = {
+    "Engine": "engine",
+    "EngineInfo": "info",
+    "FinishReason": "results",
+    "GenerationResult": "results",
+    "RemoteEngine": "remote",
+    "SamplingParams": "params",
+    "StreamDelta": "results",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

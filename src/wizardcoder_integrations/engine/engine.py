@@ -7,11 +7,11 @@ import os
 import queue
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from wizardcoder_integrations.engine.info import EngineInfo
 from wizardcoder_integrations.engine.loading import LoadedModel, load_model, resolve_device, resolve_source
 from wizardcoder_integrations.engine.params import SamplingParams
 from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta
@@ -24,19 +24,6 @@ __all__ = ["Engine", "EngineInfo"]
 
 _ENGINES: dict[tuple[Any, ...], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """What is loaded, for adapters' metadata."""
-
-    model: str
-    revision: str | None
-    profile: str | None
-    device: str
-    dtype: str
-    context_length: int
-    quantization: str | None
 
 
 class Engine:
@@ -196,7 +183,10 @@ class Engine:
         events: asyncio.Queue[Any] = asyncio.Queue()
 
         def sink(event: Any) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, event)
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, event)
+            except RuntimeError:  # the caller's loop is gone: nobody is listening any more
+                request.cancel()
 
         request = self._request(prompt, self.params(**overrides), sink, raw, system)
         self.scheduler.submit(request)

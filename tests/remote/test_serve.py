@@ -1,0 +1,150 @@
+"""``wizardcoder serve`` driven by the official ``openai`` client and by :class:`RemoteEngine`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+
+from wizardcoder_integrations.engine import Engine, RemoteEngine, StreamDelta
+from wizardcoder_integrations.errors import ConfigurationError, GenerationError
+from wizardcoder_integrations.standin.tasks import CODE_TASKS
+
+from .conftest import Server, start_server
+
+TASKS = CODE_TASKS[:6]
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def remote(server: Server) -> RemoteEngine:
+    return RemoteEngine(server.url)
+
+
+def test_models_and_health(client: openai.OpenAI, server: Server, engine: Engine) -> None:
+    [model] = client.models.list().data
+    assert model.id == engine.model_name
+    assert httpx.get(f"{server.url}/health").json()["status"] == "ok"
+
+
+def test_completions_equal_the_in_process_engine(client: openai.OpenAI, engine: Engine) -> None:
+    for task in TASKS:
+        local = engine.generate([task.instruction], do_sample=False)[0]
+        r = client.completions.create(model=engine.model_name, prompt=engine.render(task.instruction),
+                                      temperature=0, max_tokens=200)
+        assert r.choices[0].text == local.text == task.response
+        assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (local.prompt_tokens, local.completion_tokens)
+        assert r.choices[0].finish_reason == "stop"
+
+
+def test_completions_stream(client: openai.OpenAI, engine: Engine) -> None:
+    task = CODE_TASKS[11]
+    chunks = list(client.completions.create(model=engine.model_name, prompt=engine.render(task.instruction),
+                                            temperature=0, max_tokens=300, stream=True,
+                                            stream_options={"include_usage": True}))
+    text = "".join(c.choices[0].text for c in chunks if c.choices)
+    assert text == task.response
+    assert len([c for c in chunks if c.choices]) > 5  # really streamed
+    local = engine.generate([task.instruction], do_sample=False)[0]
+    assert chunks[-1].usage.completion_tokens == local.completion_tokens
+
+
+def test_chat_completions_and_stream(client: openai.OpenAI, engine: Engine) -> None:
+    task = CODE_TASKS[3]
+    messages = [{"role": "user", "content": task.instruction}]
+    r = client.chat.completions.create(model=engine.model_name, messages=messages, temperature=0)
+    assert r.choices[0].message.content == task.response
+    stream = client.chat.completions.create(model=engine.model_name, messages=messages, temperature=0, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == task.response
+
+
+def test_stop_strings_server_side(client: openai.OpenAI, engine: Engine) -> None:
+    task = CODE_TASKS[9]
+    r = client.completions.create(model=engine.model_name, prompt=engine.render(task.instruction), temperature=0,
+                                  max_tokens=200, stop=["return a"])
+    assert r.choices[0].text == task.response[: task.response.index("return a")]
+
+
+def test_bad_request_is_a_clear_400(client: openai.OpenAI, engine: Engine) -> None:
+    with pytest.raises(openai.BadRequestError, match="temperature"):
+        client.completions.create(model=engine.model_name, prompt="hi", temperature=-1)
+
+
+def test_remote_engine_equals_in_process(remote: RemoteEngine, engine: Engine) -> None:
+    prompts = [t.instruction for t in TASKS]
+    local = engine.generate(prompts, do_sample=False)
+    far = remote.generate(prompts, do_sample=False)
+    assert [r.text for r in far] == [r.text for r in local]
+    assert [(r.prompt_tokens, r.completion_tokens) for r in far] == [
+        (r.prompt_tokens, r.completion_tokens) for r in local]
+    stop = ["a, b"]
+    local_stop = engine.generate([CODE_TASKS[9].instruction], do_sample=False, stop=stop)[0]
+    far_stop = remote.generate([CODE_TASKS[9].instruction], do_sample=False, stop=stop)[0]
+    assert (far_stop.text, far_stop.stop_sequence) == (local_stop.text, local_stop.stop_sequence)
+    streamed = [e for e in remote.stream(CODE_TASKS[2].instruction, do_sample=False)]
+    assert "".join(e.text for e in streamed if isinstance(e, StreamDelta)) == CODE_TASKS[2].response
+    assert remote.count_tokens(CODE_TASKS[2].response) == engine.count_tokens(CODE_TASKS[2].response)
+    assert remote.info.context_length == engine.info.context_length
+
+
+def test_remote_engine_validates_before_sending(remote: RemoteEngine) -> None:
+    with pytest.raises(ConfigurationError, match="max_new_tokens"):
+        remote.generate(["hi"], max_new_tokens=0)
+
+
+async def test_200_concurrent_requests_no_crosstalk(remote: RemoteEngine) -> None:
+    tasks = [CODE_TASKS[i % len(CODE_TASKS)] for i in range(200)]
+    results = await asyncio.gather(*(remote.agenerate([t.instruction], do_sample=False) for t in tasks))
+    assert len(results) == 200
+    assert [r[0].text for r in results] == [t.response for t in tasks]
+    assert all(r[0].finish_reason == "stop" and r[0].completion_tokens > 0 for r in results)
+
+
+def test_server_killed_mid_stream_gives_a_clear_error(standin) -> None:
+    victim = start_server()
+    remote = RemoteEngine(victim.url, max_retries=0)
+    seen: list[str] = []
+    with pytest.raises(GenerationError, match=r"broke the stream|ended the stream"):
+        for event in remote.stream("Tell me a very long story about the sea.", max_new_tokens=1500,
+                                   temperature=1.5, seed=3, repetition_penalty=1.0):
+            if isinstance(event, StreamDelta):
+                seen.append(event.text)
+                if len(seen) == 3:
+                    victim.process.kill()
+    assert len(seen) >= 3
+    victim.stop()
+
+
+def test_full_server_answers_429_and_drains_on_sigterm(standin) -> None:
+    srv = start_server("--max-pending", "1")
+    body = {"model": "m", "prompt": "Tell me a long story about the sea.", "max_tokens": 300, "temperature": 1.5,
+            "seed": 4, "repetition_penalty": 1.0}
+    outcome: dict[str, object] = {}
+
+    def slow() -> None:
+        outcome["response"] = httpx.post(f"{srv.url}/v1/completions", json=body, timeout=120)
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{srv.url}/health").json()["in_flight"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    busy = httpx.post(f"{srv.url}/v1/completions", json=body, timeout=30)
+    assert busy.status_code == 429 and "limit 1" in busy.json()["error"]["message"]
+    assert busy.headers["retry-after"] == "1"
+    # graceful: uvicorn finishes the request in flight, then re-raises SIGTERM as its exit status
+    assert srv.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+    worker.join(timeout=60)
+    response = outcome["response"]
+    assert isinstance(response, httpx.Response) and response.status_code == 200
+    assert json.loads(response.text)["choices"][0]["finish_reason"] in ("stop", "length")
