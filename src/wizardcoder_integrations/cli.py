@@ -98,6 +98,59 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_humaneval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from wizardcoder_integrations.eval.humaneval import EvalConfig, run_humaneval
+    from wizardcoder_integrations.eval.humaneval_check import sandbox_checker
+
+    try:
+        ks = tuple(int(k) for k in args.k.split(","))
+    except ValueError:
+        print(f"error: --k takes comma-separated integers like 1,10; got {args.k!r}", file=sys.stderr)
+        return 2
+    config = EvalConfig(samples=args.samples, temperature=args.temperature, k=ks, repair_rounds=args.repair_rounds,
+                        workers=args.workers, limit=args.limit, max_new_tokens=args.max_new_tokens)
+    engine = load_engine(args)
+    bar = _progress_bar()
+    with sandbox_checker(workers=config.workers) as check:
+        summary = run_humaneval(engine, config, Path(args.out), check=check, progress=bar)
+    print(file=sys.stderr)
+    print(format_summary(summary))
+    return 0
+
+
+def _progress_bar() -> Any:
+    """A one-line progress display on stderr: done/total and the running pass rate."""
+    import time
+
+    started = time.monotonic()
+
+    def show(done: int, total: int, rate: float) -> None:
+        width = 30
+        filled = int(width * done / max(1, total))
+        elapsed = time.monotonic() - started
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} pass {rate:6.1%} "
+                         f"{elapsed:6.0f}s")
+        sys.stderr.flush()
+
+    return show
+
+
+def format_summary(summary: Any) -> str:
+    """The final table: our pass@k beside the card's number."""
+    rows = [("model", summary.model), ("problems", str(summary.problems)),
+            ("samples per problem", str(summary.samples_per_problem)), ("temperature", str(summary.temperature))]
+    rows += [(f"pass@{k}", f"{v:.1f}") for k, v in summary.pass_at_k.items()]
+    if summary.pass_at_1_with_repair is not None:
+        label = f"pass@1 with {summary.repair_rounds} repair round(s)"
+        rows.append((label, f"{summary.pass_at_1_with_repair:.1f}"))
+    card = summary.card_pass_at_1
+    rows.append(("pass@1 on the model card", "-" if card is None else f"{card:.1f}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wizardcoder", description="WizardCoder-Python GPTQ from the terminal.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--max-pending", type=int, default=256,
                      help="requests in flight before new ones get HTTP 429 (default: %(default)s)")
     srv.set_defaults(func=cmd_serve)
+    ev = sub.add_parser("eval", help="benchmarks")
+    ev_sub = ev.add_subparsers(dest="benchmark", required=True)
+    he = ev_sub.add_parser("humaneval", help="HumanEval pass@k, checked in the sandbox, resumable")
+    _add_model_args(he)
+    he.add_argument("--samples", type=int, default=1, help="samples per problem (default: %(default)s)")
+    he.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: %(default)s)")
+    he.add_argument("--k", default="1", help="comma-separated k values for pass@k (default: %(default)s)")
+    he.add_argument("--repair-rounds", type=int, default=0,
+                    help="extra tries for failing samples, shown the test error (default: %(default)s)")
+    he.add_argument("--workers", type=int, default=4, help="sandbox checks in parallel (default: %(default)s)")
+    he.add_argument("--limit", type=int, default=None, help="only the first N problems")
+    he.add_argument("--max-new-tokens", type=int, default=512)
+    he.add_argument("--out", default="humaneval-results.jsonl", help="JSONL results; rerun to resume")
+    he.set_defaults(func=cmd_eval_humaneval)
     return parser
 
 
