@@ -14,7 +14,6 @@ from wizardcoder_integrations.profiles import CARD_DEFAULTS, DEFAULT_MODEL
 
 __all__ = ["main"]
 
-DEMO_INSTRUCTION = "Write a Python function fizzbuzz(n) that returns the FizzBuzz list from 1 to n."
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -79,10 +78,94 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from wizardcoder_integrations.demo import run_demo
+def run_agent(engine: Any, task: str, tests: str | None, max_rounds: int,
+              sampling: dict[str, Any] | None = None) -> int:
+    """Write, run and fix code for ``task``, printing each round as it happens with a progress line."""
+    import threading
+    import time
 
-    return run_demo(model=args.model, revision=args.revision)
+    from wizardcoder_integrations.sandbox import Sandbox
+    from wizardcoder_integrations.tools.core import Round, WriteAndRunPython
+
+    state = {"round": 1, "started": time.monotonic()}
+    stop = threading.Event()
+
+    def spinner() -> None:  # which round, that the model is at work, for how long
+        frames = "|/-\\"
+        i = 0
+        while not stop.wait(0.1):
+            elapsed = time.monotonic() - state["started"]
+            sys.stderr.write(f"\r{frames[i % 4]} round {state['round']}/{max_rounds}: writing and running "
+                             f"({elapsed:.1f}s)   ")
+            sys.stderr.flush()
+            i += 1
+        sys.stderr.write("\r" + " " * 60 + "\r")
+
+    def show(r: Round) -> None:
+        sys.stderr.write("\r" + " " * 60 + "\r")
+        verdict = "passed" if r.passed else f"failed: {r.error}"
+        print(f"--- round {r.round} ---\n```python\n{r.code}```\noutput:\n{r.output or '(none)'}\n"
+              f"verdict: {verdict}\n", flush=True)
+        state["round"], state["started"] = r.round + 1, time.monotonic()
+
+    with Sandbox() as sandbox:
+        print(f"task: {task}" + (f"\ntests:\n{tests}" if tests else "") + f"\nsandbox: tier {sandbox.tier}\n",
+              flush=True)
+        tool = WriteAndRunPython(engine, sandbox, on_round=show, sampling=sampling)
+        thread = threading.Thread(target=spinner, daemon=True)
+        thread.start()
+        try:
+            result = tool.run(task=task, tests=tests, max_rounds=max_rounds)
+        finally:
+            stop.set()
+            thread.join()
+    print(f"final verdict: {'passed' if result.passed else 'failed'} after {result.rounds} round(s)")
+    return 0 if result.passed else 1
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    sampling = {k: v for k, v in _sampling(args).items() if v is not None} or None
+    return run_agent(load_engine(args), args.task, args.tests, args.max_rounds, sampling)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from wizardcoder_integrations.engine import GenerationResult
+    from wizardcoder_integrations.prompt import ChatMessage, render_chat
+
+    engine = load_engine(args)
+    history: list[ChatMessage] = [ChatMessage("system", args.system)] if args.system else []
+    print(f"Chatting with {engine.model_name} (Ctrl-D or /exit to quit, /reset to forget).", file=sys.stderr)
+    while True:
+        try:
+            line = input(">>> ")
+        except EOFError:
+            print(file=sys.stderr)
+            return 0
+        if line.strip() in ("/exit", "/quit"):
+            return 0
+        if line.strip() == "/reset":
+            history = history[:1] if args.system else []
+            continue
+        if not line.strip():
+            continue
+        history.append(ChatMessage("user", line))
+        reply = ""
+        for event in engine.stream(render_chat(history), raw=True, **_sampling(args)):
+            if isinstance(event, GenerationResult):
+                reply = event.text
+            else:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+        print()
+        history.append(ChatMessage("assistant", reply))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from wizardcoder_integrations.demo import DEMO_TASK, pick_engine
+
+    engine, which = pick_engine(args.model, args.revision)
+    print(which + "\n", flush=True)
+    return run_agent(engine, DEMO_TASK["task"], DEMO_TASK["tests"], max_rounds=3)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -161,6 +244,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(gen)
     _add_sampling_args(gen)
     gen.set_defaults(func=cmd_generate)
+    agent = sub.add_parser("agent", help="write, run and fix Python for a task, showing each round")
+    agent.add_argument("task", help="what the code must do")
+    agent.add_argument("--tests", default=None, help="Python asserts the code must pass")
+    agent.add_argument("--max-rounds", type=int, default=3, help="tries, each after seeing the error")
+    _add_model_args(agent)
+    _add_sampling_args(agent)
+    agent.set_defaults(func=cmd_agent)
+    chat = sub.add_parser("chat", help="interactive, streaming chat")
+    chat.add_argument("--system", default=None, help="system text for the whole conversation")
+    _add_model_args(chat)
+    _add_sampling_args(chat)
+    chat.set_defaults(func=cmd_chat)
     demo = sub.add_parser("demo", help="the main job: the real model on a GPU, else the offline stand-in")
     demo.add_argument("--model", default=DEFAULT_MODEL)
     demo.add_argument("--revision", default=None)

@@ -1,4 +1,4 @@
-"""``make demo``: WizardCoder writes code for a task, and the code is run.
+"""``make demo``: WizardCoder writes code for a task, the sandbox runs it, and errors go back until it passes.
 
 On a machine with a CUDA GPU and the checkpoint available, the real GPTQ model runs; otherwise the tiny
 offline stand-in does, and the demo says so.
@@ -6,20 +6,18 @@ offline stand-in does, and the demo says so.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from wizardcoder_integrations.errors import ModelLoadError
 from wizardcoder_integrations.profiles import DEFAULT_MODEL
 
-__all__ = ["pick_engine", "run_demo"]
+__all__ = ["DEMO_TASK", "pick_engine"]
 
-TASK = "Write a Python function fizzbuzz(n) that returns the FizzBuzz list from 1 to n."
-CHECK = "print(fizzbuzz(15))"
-
-
-def _say(text: str) -> None:
-    print(text, flush=True)
+#: The demo's task: the stand-in was trained on it, including a first answer that fails the tests.
+DEMO_TASK = {
+    "task": "Write a Python function safe_div(a, b) that returns a / b, or None when b is 0.",
+    "tests": "assert safe_div(6, 3) == 2\nassert safe_div(1, 0) is None",
+}
 
 
 def pick_engine(model: str = DEFAULT_MODEL, revision: str | None = None) -> tuple[Any, str]:
@@ -38,43 +36,6 @@ def pick_engine(model: str = DEFAULT_MODEL, revision: str | None = None) -> tupl
     else:
         reason = "this machine has no CUDA GPU"
     return load_standin_engine(), (
-        f"model: the tiny offline WizardCoder stand-in, because {reason}. It is trained on a few dozen tasks "
-        "and quantised in the same GPTQ format; answers for other prompts are not meaningful."
+        f"model: the tiny offline WizardCoder stand-in, because {reason}. It is trained on a few dozen tasks and "
+        "quantised in the same GPTQ format; its answers to other prompts are not meaningful."
     )
-
-
-def run_demo(model: str = DEFAULT_MODEL, revision: str | None = None) -> int:
-    from wizardcoder_integrations.engine import GenerationResult
-    from wizardcoder_integrations.prompt import extract_code
-
-    engine, which = pick_engine(model, revision)
-    _say(which)
-    _say(f"\n### Instruction:\n{TASK}\n\n### Response:")
-    result = None
-    for event in engine.stream(TASK, do_sample=False):
-        if isinstance(event, GenerationResult):
-            result = event
-        else:
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
-    assert result is not None
-    _say(f"\n\n[{result.finish_reason}; {result.prompt_tokens} prompt + {result.completion_tokens} completion tokens; "
-         f"{result.total_s:.2f}s]")
-    code = extract_code(result.text)
-    if not code:
-        _say("verdict: the reply has no code")
-        return 1
-    return _run(code + "\n" + CHECK)
-
-
-def _run(program: str) -> int:
-    try:
-        from wizardcoder_integrations.sandbox import Sandbox
-    except ImportError:  # pragma: no cover - the sandbox ships with the package
-        _say("verdict: (sandbox unavailable, code not run)")
-        return 1
-    with Sandbox() as sandbox:
-        outcome = sandbox.run(program)
-    _say(f"\n### Run ({outcome.tier} sandbox):\n{outcome.stdout}{outcome.stderr}")
-    _say(f"verdict: {'passed' if outcome.exit_code == 0 else 'failed'}")
-    return 0 if outcome.exit_code == 0 else 1

@@ -169,10 +169,13 @@ def run_humaneval(
     """
     problems = list(problems if problems is not None else load_problems(config.limit))
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = {(r.task_id, r.sample) for r in read_records(out)}
+    existing = read_records(out)
+    if out.is_file() and len(out.read_text().splitlines()) != len(existing):  # drop a half-written last line
+        out.write_text("".join(json.dumps(r.__dict__) + "\n" for r in existing))
+    done = {(r.task_id, r.sample) for r in existing}
     todo = [(p, s) for p in problems for s in range(config.samples) if (p["task_id"], s) not in done]
     total = len(problems) * config.samples
-    finished, passed = len(done), sum(r.passed for r in read_records(out))
+    finished, passed = len(done), sum(r.passed and not r.repaired for r in existing)
     sampling = {"do_sample": config.temperature > 0, "max_new_tokens": config.max_new_tokens}
     if config.temperature > 0:
         sampling["temperature"] = config.temperature
