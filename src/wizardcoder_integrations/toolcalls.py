@@ -17,25 +17,37 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wizardcoder_integrations.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from wizardcoder_integrations.prompt import ChatMessage
+
 __all__ = [
+    "JSON_PREFIX",
     "TOOL_CALL_CLOSE",
     "TOOL_CALL_OPEN",
+    "TOOL_RESULT_STOP",
     "InvalidToolCall",
     "ParsedReply",
     "ParsedToolCall",
+    "ToolCallStream",
     "ToolSpec",
     "forced_prefix",
     "format_tool_calls",
+    "parse_tool_call",
     "parse_tool_calls",
+    "render_json_chat",
+    "render_tool_chat",
     "render_tools",
+    "visible_text",
 ]
 
 TOOL_CALL_OPEN = "<tool_call>"
 TOOL_CALL_CLOSE = "</tool_call>"
+#: Stop string for conversations with tools: the model must not write a tool's result itself.
+TOOL_RESULT_STOP = "\n### Tool Result"
 
 
 @dataclass(frozen=True)
@@ -133,21 +145,25 @@ def parse_tool_calls(text: str, known_tools: Sequence[str] | None = None) -> Par
     calls: list[ParsedToolCall] = []
     invalid: list[InvalidToolCall] = []
     for raw in _CALL.findall(text):
-        call_id = new_call_id()
-        try:
-            payload = json.loads(raw)
-        except json.JSONDecodeError as e:
-            invalid.append(InvalidToolCall(raw, f"tool call is not valid JSON: {e}", call_id,
-                                           _guess_name(raw)))
-            continue
-        error = _check_payload(payload, known_tools)
-        if error:
-            name = payload.get("name") if isinstance(payload, dict) else None
-            invalid.append(InvalidToolCall(raw, error, call_id, name if isinstance(name, str) else None))
-        else:
-            calls.append(ParsedToolCall(payload["name"], payload.get("arguments") or {}, call_id))
+        call = parse_tool_call(raw, known_tools)
+        (calls if isinstance(call, ParsedToolCall) else invalid).append(call)  # type: ignore[arg-type]
     content = _CALL.sub("", text).strip() if (calls or invalid) else text
     return ParsedReply(content, calls, invalid)
+
+
+def parse_tool_call(raw: str, known_tools: Sequence[str] | None = None) -> ParsedToolCall | InvalidToolCall:
+    """Parse the JSON between one pair of call tags; a malformed call becomes :class:`InvalidToolCall`."""
+    raw = raw.strip()
+    call_id = new_call_id()
+    try:
+        payload = json.loads(raw)
+    except json.JSONDecodeError as e:
+        return InvalidToolCall(raw, f"tool call is not valid JSON: {e}", call_id, _guess_name(raw))
+    error = _check_payload(payload, known_tools)
+    if error:
+        name = payload.get("name") if isinstance(payload, dict) else None
+        return InvalidToolCall(raw, error, call_id, name if isinstance(name, str) else None)
+    return ParsedToolCall(payload["name"], payload.get("arguments") or {}, call_id)
 
 
 def _check_payload(payload: Any, known_tools: Sequence[str] | None) -> str | None:
@@ -167,3 +183,136 @@ def _check_payload(payload: Any, known_tools: Sequence[str] | None) -> str | Non
 def _guess_name(raw: str) -> str | None:
     match = re.search(r'"name"\s*:\s*"([^"]+)"', raw)
     return match.group(1) if match else None
+
+
+def render_tool_chat(messages: Sequence[ChatMessage], tools: Sequence[ToolSpec],
+                     tool_choice: str | None = "auto") -> tuple[str, str]:
+    """The prompt of a conversation that may call ``tools``, and the forced start of the reply.
+
+    The tools' system text (:func:`render_tools`) follows the conversation's leading system messages.
+    A forced ``tool_choice`` appends the start of the call after ``### Response:``, so decoding begins
+    inside it; the reply is then ``prefix + generated text``. Without tools this is :func:`render_chat`.
+    """
+    from wizardcoder_integrations.prompt import ChatMessage, render_chat
+
+    if not tools:
+        return render_chat(messages), ""
+    lead = 0
+    while lead < len(messages) and messages[lead].role == "system":
+        lead += 1
+    with_tools = [*messages[:lead], ChatMessage("system", render_tools(tools, tool_choice)), *messages[lead:]]
+    prompt = render_chat(with_tools)
+    prefix = "" if tool_choice == "none" else forced_prefix(tool_choice, [t.name for t in tools])
+    return (f"{prompt}\n{prefix}", prefix) if prefix else (prompt, "")
+
+
+def visible_text(text: str) -> str:
+    """The part of a partial reply that is prose for sure: everything before a (possibly partial) call.
+
+    Streaming adapters show this while the model writes, so tool-call markup never reaches the user.
+    """
+    at = text.find(TOOL_CALL_OPEN)
+    if at != -1:
+        return text[:at]
+    for n in range(min(len(TOOL_CALL_OPEN) - 1, len(text)), 0, -1):
+        if text.endswith(TOOL_CALL_OPEN[:n]):
+            return text[:-n]
+    return text
+
+
+StreamPart = str | ParsedToolCall | InvalidToolCall
+
+
+class ToolCallStream:
+    """Splits a reply that arrives in pieces into prose and tool calls, as soon as each is certain.
+
+    :meth:`feed` returns prose (``str``) and whole calls in reply order; markup never leaks into the
+    prose, even when a tag is split across pieces. Whitespace at the start, at the end and around calls
+    is dropped (text is held back until it is followed by more prose). A call left open when the reply
+    ends is parsed by :meth:`close` (usually as an :class:`InvalidToolCall`). Without ``parse_calls``
+    the reply is plain prose.
+    """
+
+    def __init__(self, known_tools: Sequence[str] | None = None, *, parse_calls: bool = True) -> None:
+        self._known = known_tools
+        self._parse_calls = parse_calls
+        self._buffer = ""
+        self._in_call = False
+        self._skip_space = True
+        self._held_space = ""
+
+    def feed(self, text: str) -> list[StreamPart]:
+        """Add the next piece of the reply; return what is now certain."""
+        parts: list[StreamPart] = []
+        self._buffer += text
+        if not self._parse_calls:
+            self._prose(self._buffer, parts)
+            self._buffer = ""
+            return parts
+        while self._buffer:
+            if self._in_call:
+                end = self._buffer.find(TOOL_CALL_CLOSE)
+                if end == -1:
+                    break
+                parts.append(parse_tool_call(self._buffer[:end], self._known))
+                self._buffer = self._buffer[end + len(TOOL_CALL_CLOSE):]
+                self._in_call, self._skip_space = False, True
+                continue
+            start = self._buffer.find(TOOL_CALL_OPEN)
+            if start != -1:
+                self._prose(self._buffer[:start], parts)
+                self._buffer = self._buffer[start + len(TOOL_CALL_OPEN):]
+                self._in_call = True
+                continue
+            safe = visible_text(self._buffer)
+            self._prose(safe, parts)
+            self._buffer = self._buffer[len(safe):]
+            break
+        return parts
+
+    def close(self) -> list[StreamPart]:
+        """The reply is complete: return what was held back (an unfinished call is parsed as it is)."""
+        parts: list[StreamPart] = []
+        if self._in_call:
+            if self._buffer.strip():
+                parts.append(parse_tool_call(self._buffer, self._known))
+        else:
+            self._prose(self._buffer, parts)
+        self._buffer, self._in_call, self._held_space = "", False, ""
+        return parts
+
+    def _prose(self, text: str, parts: list[StreamPart]) -> None:
+        if self._skip_space:
+            text = text.lstrip()
+            if not text:
+                return
+            self._skip_space = False
+        text = self._held_space + text
+        body = text.rstrip()
+        self._held_space = text[len(body):]
+        if body:
+            parts.append(body)
+
+
+#: The reply prefix of a JSON answer: decoding starts inside the object.
+JSON_PREFIX = "{"
+
+
+def render_json_chat(messages: Sequence[ChatMessage], schema: dict[str, Any] | None = None) -> tuple[str, str]:
+    """The prompt of a conversation whose answer must be one JSON object, and the reply's forced start.
+
+    The instruction (with ``schema``, if given) follows the leading system messages; the reply is
+    ``prefix + generated text``, beginning with ``{``.
+    """
+    from wizardcoder_integrations.prompt import ChatMessage, render_chat
+
+    if schema is None:
+        instruction = "Reply with one JSON object and nothing else."
+    else:
+        compact = json.dumps(schema, sort_keys=True, separators=(",", ":"))
+        instruction = f"Reply with one JSON object, and nothing else, that matches this JSON schema: {compact}"
+    lead = 0
+    while lead < len(messages) and messages[lead].role == "system":
+        lead += 1
+    prompt = render_chat([*messages[:lead], ChatMessage("system", instruction), *messages[lead:]])
+    return f"{prompt}\n{JSON_PREFIX}", JSON_PREFIX

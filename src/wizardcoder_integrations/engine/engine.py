@@ -11,8 +11,9 @@ from typing import Any
 
 import torch
 
+from wizardcoder_integrations.engine.backends import Backend, EagerBackend, open_backend
 from wizardcoder_integrations.engine.info import EngineInfo
-from wizardcoder_integrations.engine.loading import LoadedModel, load_model, resolve_device, resolve_source
+from wizardcoder_integrations.engine.loading import LoadedModel, resolve_device, resolve_source
 from wizardcoder_integrations.engine.params import SamplingParams
 from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta
 from wizardcoder_integrations.engine.scheduler import Request, Scheduler
@@ -35,14 +36,17 @@ class Engine:
     """
 
     def __init__(self, loaded: LoadedModel, *, max_batch_size: int | None = None,
-                 defaults: SamplingParams | None = None) -> None:
+                 defaults: SamplingParams | None = None, backend: Backend | None = None) -> None:
         self.loaded = loaded
         self.tokenizer = loaded.tokenizer
         self.defaults = defaults if defaults is not None else SamplingParams()
         self.eos_token_id = int(self.tokenizer.eos_token_id)
         if max_batch_size is None:
-            max_batch_size = 64 if loaded.device.type == "cuda" else 16
-        self.scheduler = Scheduler(loaded.model, self.tokenizer, max_batch_size=max_batch_size,
+            max_batch_size = _default_batch_size(loaded.device)
+        if backend is None:
+            backend = EagerBackend(loaded.model, int(self.tokenizer.pad_token_id))
+        self.backend = backend
+        self.scheduler = Scheduler(backend, self.tokenizer, max_batch_size=max_batch_size,
                                    eos_token_id=self.eos_token_id)
 
     # -- construction -------------------------------------------------------------------------------------
@@ -58,18 +62,25 @@ class Engine:
         cache_dir: str | os.PathLike[str] | None = None,
         local_files_only: bool | None = None,
         max_batch_size: int | None = None,
+        backend: str = "auto",
     ) -> Engine:
-        """Load a checkpoint once per process: a Hub repo at a GPTQ branch (``revision``), or a local dir."""
+        """Load a checkpoint once per process: a Hub repo at a GPTQ branch (``revision``), or a local dir.
+
+        ``backend``: "fast" (CUDA graphs, paged KV cache, int4 kernels; GPTQ Llama on a CUDA GPU), "eager"
+        (transformers, any device) or "auto" (fast where it applies, else eager).
+        """
         source = resolve_source(model, revision, profile=profile, cache_dir=cache_dir,
                                 local_files_only=local_files_only)
         dev = resolve_device(device)
         if dtype is None:
             dtype = torch.float16 if dev.type == "cuda" else torch.bfloat16
-        key = (*source.key, str(dev), str(dtype))
+        key = (*source.key, str(dev), str(dtype), backend)
         with _ENGINES_LOCK:
             engine = _ENGINES.get(key)
             if engine is None:
-                engine = cls(load_model(source, dev, dtype), max_batch_size=max_batch_size)
+                batch = _default_batch_size(dev) if max_batch_size is None else max_batch_size
+                loaded, runtime = open_backend(source, dev, dtype, backend, batch)
+                engine = cls(loaded, max_batch_size=batch, backend=runtime)
                 _ENGINES[key] = engine
         return engine
 
@@ -204,10 +215,15 @@ class Engine:
     def close(self) -> None:
         """Stop the worker thread and forget this engine (a later :meth:`load` loads again)."""
         self.scheduler.close()
+        self.backend.close()
         with _ENGINES_LOCK:
             for key, engine in list(_ENGINES.items()):
                 if engine is self:
                     del _ENGINES[key]
+
+
+def _default_batch_size(device: torch.device) -> int:
+    return 64 if device.type == "cuda" else 16
 
 
 def _drain(sink: queue.SimpleQueue[Any]) -> GenerationResult:

@@ -78,7 +78,7 @@ class QuantizationInfo:
 
 @dataclass
 class LoadedModel:
-    model: Any  # transformers PreTrainedModel
+    model: Any  # transformers PreTrainedModel (None when the fast backend reads the weights itself)
     tokenizer: Any  # transformers PreTrainedTokenizerBase
     source: ModelSource
     device: torch.device
@@ -235,8 +235,13 @@ def _check_local_files(source: ModelSource) -> None:
         )
 
 
-def load_model(source: ModelSource, device: torch.device, dtype: torch.dtype | None = None) -> LoadedModel:
-    """Load tokenizer and model; every failure becomes a :class:`ModelLoadError` that says what to do."""
+def load_model(source: ModelSource, device: torch.device, dtype: torch.dtype | None = None, *,
+               weights: bool = True) -> LoadedModel:
+    """Load tokenizer and model; every failure becomes a :class:`ModelLoadError` that says what to do.
+
+    ``weights=False`` checks the checkpoint and loads only the tokenizer (``model`` is None): the fast
+    backend reads the weights itself.
+    """
     _check_local_files(source)
     config = _read_json(source, "config.json")
     if config is None:
@@ -246,11 +251,13 @@ def load_model(source: ModelSource, device: torch.device, dtype: torch.dtype | N
     if dtype is None:
         dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     tokenizer = _load_tokenizer(source)
+    context = int(config.get("max_position_embeddings") or config.get("n_positions") or 2048)
+    if not weights:
+        return LoadedModel(None, tokenizer, source, device, dtype, quant, context)
     model = _load_weights(source, device, dtype, quant, config)
     model.eval()
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-    context = int(config.get("max_position_embeddings") or config.get("n_positions") or 2048)
     return LoadedModel(model, tokenizer, source, device, dtype, quant, context)
 
 

@@ -1,12 +1,20 @@
 """Dynamic batching: one worker thread runs the model; requests join and leave the running batch.
 
-Every step the worker admits waiting requests (prefilled together, left-padded, then merged into the
-running batch's KV cache), decodes one token for every running row, and retires rows that stopped,
-ran out of tokens or were cancelled. Callers only see events sent to their own sink.
+Every step the worker admits waiting requests (the backend prefills them and appends them to its rows),
+or decodes one token for every running row, then retires rows that stopped, ran out of tokens or were
+cancelled. The backend (eager transformers or the fast CUDA path) owns the KV cache; the scheduler owns
+requests, sampling and text. Callers only see events sent to their own sink.
+
+Decode is pipelined: once a step's tokens are sampled (on the device), the next step is launched before
+those tokens are turned into text, so the device computes while the host detokenizes, matches stop strings
+and streams. A row that finishes meanwhile had one extra position computed, inside its reserved cache; its
+extra logits are dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 import time
 from collections import deque
@@ -16,9 +24,10 @@ from typing import Any
 
 import torch
 
+from wizardcoder_integrations.engine.backends.base import Backend
 from wizardcoder_integrations.engine.params import SamplingParams
 from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta
-from wizardcoder_integrations.engine.sampling import choose_next_tokens
+from wizardcoder_integrations.engine.sampling import _filter_top_k_top_p, apply_repetition_penalty
 from wizardcoder_integrations.engine.textstream import TextStream
 from wizardcoder_integrations.errors import GenerationError
 
@@ -26,6 +35,9 @@ __all__ = ["Request", "Scheduler"]
 
 Event = StreamDelta | GenerationResult | BaseException
 Sink = Callable[[Event], None]
+# Python hands the GIL to a waiting thread only after this long (default 5 ms). On a GPU the worker must get
+# it back as soon as a step's tokens arrive, or the device idles while event-loop threads run callbacks.
+GPU_SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass(eq=False)
@@ -47,36 +59,32 @@ class Request:
     def cancel(self) -> None:
         self.cancelled.set()
 
-
-class _Batch:
-    """The running rows and their KV cache: mask [B, T] marks real (1) vs padding (0) positions."""
-
-    def __init__(self) -> None:
-        self.rows: list[Request] = []
-        self.cache: Any = None
-        self.mask: torch.Tensor | None = None  # [B, T] long
-        self.last: torch.Tensor | None = None  # [B] next input token
-        self.seen: torch.Tensor | None = None  # [B, V] bool, tokens in prompt or output
-
-    def __len__(self) -> int:
-        return len(self.rows)
+    @property
+    def budget(self) -> int:
+        """The most cache positions this request can use: its prompt plus every token it may generate."""
+        return len(self.prompt_ids) + self.max_new_tokens
 
 
 class Scheduler:
     """Owns the model's forward passes; thread-safe ``submit``."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int, eos_token_id: int) -> None:
-        self.model = model
+    def __init__(self, backend: Backend, tokenizer: Any, *, max_batch_size: int, eos_token_id: int) -> None:
+        self.backend = backend
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.eos_token_id = eos_token_id
-        self.device = next(model.parameters()).device
-        self.vocab_size = int(model.get_output_embeddings().weight.shape[0]) if hasattr(
-            model.get_output_embeddings(), "weight") else int(model.config.vocab_size)
+        self.device = backend.device
+        self.vocab_size = backend.vocab_size
         self._waiting: deque[Request] = deque()
         self._wake = threading.Condition()
-        self._batch = _Batch()
+        self._rows: list[Request] = []
+        self._last: torch.Tensor | None = None  # [B] each row's latest token, on the device
+        self._seen: torch.Tensor | None = None  # [B, V] bool, tokens in prompt or output
+        self._pending: torch.Tensor | None = None  # [B, V] logits of a launched step not yet sampled
+        self._on_device: dict[str, tuple[tuple[Any, ...], torch.Tensor]] = {}  # per-row settings, cached
         self._closed = False
+        if self.device.type == "cuda":
+            sys.setswitchinterval(min(sys.getswitchinterval(), GPU_SWITCH_INTERVAL_S))
         self.steps = 0
         self._thread = threading.Thread(target=self._run, name="wizardcoder-scheduler", daemon=True)
         self._thread.start()
@@ -100,7 +108,7 @@ class Scheduler:
 
     @property
     def running(self) -> int:
-        return len(self._batch)
+        return len(self._rows)
 
     # -- worker -------------------------------------------------------------------------------------------
     def _decode(self, ids: Any) -> str:
@@ -109,14 +117,12 @@ class Scheduler:
     def _run(self) -> None:
         while True:
             with self._wake:
-                while not self._closed and not self._waiting and not self._batch.rows:
+                while not self._closed and not self._waiting and not self._rows and self._pending is None:
                     self._wake.wait()
                 if self._closed:
                     self._fail_all(GenerationError("The engine was closed while this request was running."))
                     return
-                room = self.max_batch_size - len(self._batch)
-                admitted = [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
-            admitted = [r for r in admitted if not self._drop_if_cancelled(r)]
+                admitted = self._admit()
             try:
                 with torch.inference_mode():
                     self._step(admitted)
@@ -125,11 +131,31 @@ class Scheduler:
                     f"Generation failed on {self.device}: {e.__class__.__name__}: {e}")
                 if isinstance(e, torch.OutOfMemoryError):
                     error = GenerationError(
-                        f"Out of GPU memory with {len(self._batch) + len(admitted)} sequences running: {e}. "
+                        f"Out of GPU memory with {len(self._rows) + len(admitted)} sequences running: {e}. "
                         "Lower max_batch_size or max_new_tokens, or send shorter prompts.")
                 for r in admitted:
-                    r.sink(error)
+                    if r not in self._rows:
+                        r.sink(error)
                 self._fail_all(error)
+
+    def _admit(self) -> list[Request]:
+        """Take waiting requests while there is a batch slot and KV-cache room (call with the lock held)."""
+        limit = self.backend.max_budget
+        while self._waiting and (self._waiting[0].cancelled.is_set() or (
+                limit is not None and self._waiting[0].budget > limit)):
+            r = self._waiting.popleft()
+            if r.cancelled.is_set():
+                self._finish(r, "cancelled")
+            else:
+                r.sink(GenerationError(
+                    f"The prompt ({len(r.prompt_ids)} tokens) plus max_new_tokens ({r.max_new_tokens}) needs "
+                    f"{r.budget} KV-cache positions, but the cache holds {limit}. Lower max_new_tokens or "
+                    "shorten the prompt."))
+        room = self.max_batch_size - len(self._rows)
+        candidates = [self._waiting[i] for i in range(min(room, len(self._waiting)))]
+        take = self.backend.admissible([r.budget for r in candidates])
+        admitted = [self._waiting.popleft() for _ in range(take)]
+        return [r for r in admitted if not self._drop_if_cancelled(r)]
 
     def _drop_if_cancelled(self, r: Request) -> bool:
         if r.cancelled.is_set():
@@ -138,28 +164,93 @@ class Scheduler:
         return False
 
     def _fail_all(self, error: BaseException) -> None:
-        for r in self._batch.rows:
+        for r in self._rows:
             r.sink(error)
-        self._batch = _Batch()
+        if self._rows:
+            with contextlib.suppress(BaseException):  # a broken backend: its rows are gone either way
+                self.backend.keep([])
+        self._rows, self._last, self._seen, self._pending = [], None, None, None
 
     def _step(self, admitted: list[Request]) -> None:
-        batch = self._batch
+        if self._rows and (self._pending is not None or not admitted):
+            self._decode_round(speculate=not admitted and not self._waiting)
         if admitted:
-            logits = self._prefill(admitted)  # [n, V]
-            rows = admitted
-        else:
-            logits = self._decode_step()  # [B, V]
-            rows = batch.rows
+            self._prefill_round(admitted)
+
+    def _decode_round(self, speculate: bool) -> None:
+        """Sample the running rows' next tokens (from the launched step, or a new one); launch the next."""
+        assert self._last is not None and self._seen is not None
+        logits = self._pending if self._pending is not None else self.backend.decode_step(self._last)  # [B, V]
+        self._pending = None
+        rows = self._rows
+        tokens = self._sample(logits, rows, self._seen)  # [B], on the device
+        self._seen.scatter_(1, tokens[:, None], True)
+        self._last = tokens
+        ids = _ToHost(tokens)  # queued before the next step, so reading it waits only for this one
+        if speculate:
+            self._pending = self.backend.decode_step(tokens)
         self.steps += 1
-        seen = batch.seen[-len(rows):] if admitted else batch.seen
-        tokens = choose_next_tokens(logits, [r.params for r in rows], seen,
-                                    [r.generator for r in rows]).tolist()
-        offset = len(batch.rows) - len(rows)
-        for j, (r, token) in enumerate(zip(rows, tokens, strict=True)):
-            batch.last[offset + j] = token
-            batch.seen[offset + j, token] = True
+        for r, token in zip(rows, ids.get(), strict=True):
             self._accept(r, token)
         self._retire()
+
+    def _prefill_round(self, admitted: list[Request]) -> None:
+        logits = self.backend.prefill([r.prompt_ids for r in admitted], [r.budget for r in admitted])
+        seen = self._prompt_seen(admitted)
+        tokens = self._sample(logits, admitted, seen)  # [n]
+        seen.scatter_(1, tokens[:, None], True)
+        self._rows = self._rows + admitted
+        self._last = tokens if self._last is None else torch.cat([self._last, tokens])
+        self._seen = seen if self._seen is None else torch.cat([self._seen, seen])
+        self.steps += 1
+        for r, token in zip(admitted, tokens.tolist(), strict=True):
+            self._accept(r, token)
+        self._retire()
+
+    def _sample(self, logits: torch.Tensor, rows: list[Request], seen: torch.Tensor) -> torch.Tensor:
+        """Next token per row (the rules of :func:`sampling.choose_next_tokens`), without host round trips:
+        per-row settings live on the device while the rows don't change, and rows without a seed draw in one
+        batched call (seeded rows draw from their own generator, so their tokens stay reproducible)."""
+        params = [r.params for r in rows]
+        logits = logits.float()
+        penalty = tuple(p.repetition_penalty for p in params)
+        if any(v != 1.0 for v in penalty):
+            logits = apply_repetition_penalty(logits, seen, self._device_values("penalty", penalty, torch.float32))
+        tokens = torch.argmax(logits, dim=-1)
+        sampled = tuple(i for i, p in enumerate(params) if not p.greedy)
+        if not sampled:
+            return tokens
+        picked = self._device_values("rows", sampled, torch.long)
+        temperature = self._device_values("temperature", tuple(params[i].temperature for i in sampled),
+                                          torch.float32)
+        top_k = self._device_values("top_k", tuple(params[i].top_k for i in sampled), torch.long)
+        top_p = self._device_values("top_p", tuple(params[i].top_p for i in sampled), torch.float32)
+        probs = torch.softmax(_filter_top_k_top_p(logits[picked] / temperature[:, None], top_k, top_p), dim=-1)
+        free = tuple(j for j, i in enumerate(sampled) if rows[i].generator is None)
+        if free:
+            which = self._device_values("free", free, torch.long)
+            tokens[picked[which]] = torch.multinomial(probs[which], 1)[:, 0]
+        for j, i in enumerate(sampled):
+            generator = rows[i].generator
+            if generator is not None:
+                tokens[i] = torch.multinomial(probs[j], 1, generator=generator)[0]
+        return tokens
+
+    def _device_values(self, name: str, values: tuple[Any, ...], dtype: torch.dtype) -> torch.Tensor:
+        cached = self._on_device.get(name)
+        if cached is None or cached[0] != values:
+            cached = (values, torch.tensor(values, dtype=dtype, device=self.device))
+            self._on_device[name] = cached
+        return cached[1]
+
+    def _prompt_seen(self, requests: list[Request]) -> torch.Tensor:
+        """[n, V] bool: the tokens of each prompt (for the repetition penalty)."""
+        lengths = torch.tensor([len(r.prompt_ids) for r in requests])
+        rows = torch.repeat_interleave(torch.arange(len(requests)), lengths).to(self.device)
+        ids = torch.tensor([t for r in requests for t in r.prompt_ids]).clamp(0, self.vocab_size - 1)
+        seen = torch.zeros((len(requests), self.vocab_size), dtype=torch.bool, device=self.device)
+        seen[rows, ids.to(self.device)] = True
+        return seen
 
     def _accept(self, r: Request, token: int) -> None:
         now = time.perf_counter()
@@ -178,7 +269,7 @@ class Scheduler:
 
     def _retire(self) -> None:
         keep: list[int] = []
-        for i, r in enumerate(self._batch.rows):
+        for i, r in enumerate(self._rows):
             assert r.text is not None
             if r.cancelled.is_set():
                 self._finish(r, "cancelled")
@@ -188,8 +279,18 @@ class Scheduler:
                 self._finish(r, "length")
             else:
                 keep.append(i)
-        if len(keep) < len(self._batch):
-            self._select(keep)
+        if len(keep) == len(self._rows):
+            return
+        self.backend.keep(keep)
+        if not keep:
+            self._rows, self._last, self._seen, self._pending = [], None, None, None
+            return
+        assert self._last is not None and self._seen is not None
+        idx = torch.tensor(keep, device=self.device)
+        self._rows = [self._rows[i] for i in keep]
+        self._last, self._seen = self._last[idx], self._seen[idx]
+        if self._pending is not None:
+            self._pending = self._pending[idx]
 
     def _finish(self, r: Request, reason: str) -> None:
         assert r.text is not None
@@ -208,81 +309,20 @@ class Scheduler:
             total_s=now - r.submitted_at,
         ))
 
-    # -- model phases -------------------------------------------------------------------------------------
-    def _prefill(self, new: list[Request]) -> torch.Tensor:
-        """Run the prompts of ``new`` (left-padded together) and merge them into the running batch.
 
-        Returns the logits of each new row's last prompt position: [n, V].
-        """
-        from transformers import DynamicCache
+class _ToHost:
+    """A device tensor's values, copied to pinned host memory without waiting for later device work."""
 
-        longest = max(len(r.prompt_ids) for r in new)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(new), longest), pad, dtype=torch.long)  # [n, L]
-        mask = torch.zeros((len(new), longest), dtype=torch.long)  # [n, L]
-        for i, r in enumerate(new):
-            ids[i, longest - len(r.prompt_ids):] = torch.tensor(r.prompt_ids)
-            mask[i, longest - len(r.prompt_ids):] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # [n, L]
-        cache = DynamicCache(config=self.model.config)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                         past_key_values=cache, use_cache=True, logits_to_keep=1)
-        seen = torch.zeros((len(new), self.vocab_size), dtype=torch.bool, device=self.device)
-        seen.scatter_(1, ids.clamp(max=self.vocab_size - 1), mask.bool())
-        self._merge(new, out.past_key_values, mask, seen)
-        return out.logits[:, -1, :]
-
-    def _decode_step(self) -> torch.Tensor:
-        """One token for every running row: logits [B, V]."""
-        b = self._batch
-        assert b.mask is not None and b.last is not None
-        b.mask = torch.cat([b.mask, torch.ones_like(b.mask[:, :1])], dim=1)  # [B, T+1]
-        positions = (b.mask.sum(-1, keepdim=True) - 1)  # [B, 1]
-        out = self.model(input_ids=b.last[:, None], attention_mask=b.mask, position_ids=positions,
-                         past_key_values=b.cache, use_cache=True)
-        b.cache = out.past_key_values
-        return out.logits[:, -1, :]
-
-    def _merge(self, new: list[Request], cache: Any, mask: torch.Tensor, seen: torch.Tensor) -> None:
-        b = self._batch
-        last = torch.zeros(len(new), dtype=torch.long, device=self.device)
-        if not b.rows:
-            b.rows, b.cache, b.mask, b.last, b.seen = list(new), cache, mask, last, seen
+    def __init__(self, values: torch.Tensor) -> None:
+        if values.device.type != "cuda":
+            self._host, self._done = values, None
             return
-        assert b.mask is not None and b.last is not None and b.seen is not None
-        width = max(b.mask.shape[1], mask.shape[1])
-        for old_layer, new_layer in zip(b.cache.layers, cache.layers, strict=True):
-            for name in ("keys", "values"):
-                merged = torch.cat([_left_pad(getattr(old_layer, name), width, dim=2),
-                                    _left_pad(getattr(new_layer, name), width, dim=2)], dim=0)
-                setattr(old_layer, name, merged)
-        b.mask = torch.cat([_left_pad(b.mask, width, dim=1), _left_pad(mask, width, dim=1)], dim=0)
-        b.last = torch.cat([b.last, last])
-        b.seen = torch.cat([b.seen, seen])
-        b.rows.extend(new)
+        self._host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+        self._host.copy_(values, non_blocking=True)
+        self._done = torch.cuda.Event()
+        self._done.record()
 
-    def _select(self, keep: list[int]) -> None:
-        """Keep only rows ``keep``, and drop leading cache columns that are padding in every row."""
-        b = self._batch
-        if not keep:
-            self._batch = _Batch()
-            return
-        assert b.mask is not None and b.last is not None and b.seen is not None
-        idx = torch.tensor(keep, device=self.device)
-        mask = b.mask[idx]
-        start = int((mask.sum(0) > 0).nonzero()[0])  # first column any row uses
-        for layer in b.cache.layers:
-            layer.keys = layer.keys[idx, :, start:]
-            layer.values = layer.values[idx, :, start:]
-        b.mask, b.last, b.seen = mask[:, start:], b.last[idx], b.seen[idx]
-        b.rows = [b.rows[i] for i in keep]
-
-
-def _left_pad(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
-    missing = width - t.shape[dim]
-    if missing == 0:
-        return t
-    shape = list(t.shape)
-    shape[dim] = missing
-    return torch.cat([torch.zeros(shape, dtype=t.dtype, device=t.device), t], dim=dim)
+    def get(self) -> list[int]:
+        if self._done is not None:
+            self._done.synchronize()
+        return self._host.tolist()

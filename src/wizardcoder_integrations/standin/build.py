@@ -29,6 +29,7 @@ __all__ = ["STANDIN_PROFILE", "STANDIN_REPO", "Standin", "build_standin"]
 STANDIN_PROFILE = "WizardCoder-Python-Tiny-Standin"
 STANDIN_REPO = get_profile(STANDIN_PROFILE).gptq_repo or ""
 BUILDER_VERSION = 1
+TOKENS_PER_BATCH = 4096  # padded tokens per training step
 VOCAB_SIZE = 600  # BPE vocabulary; "[PAD]" is appended after it, as in WizardCoder's 32000 + 1
 SPECIALS = ("<unk>", "<s>", "</s>")
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -145,19 +146,30 @@ def _greedy_exact(model: Any, rows: list[tuple[list[int], int]]) -> int:
     return ok
 
 
+def _batches(rows: list[tuple[list[int], int]], gen: torch.Generator) -> list[list[int]]:
+    """Indices of ``rows`` grouped by length (little padding) under a token budget, in a shuffled order."""
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+    batches: list[list[int]] = [[]]
+    for i in order:
+        width = max([len(rows[j][0]) for j in batches[-1]] + [len(rows[i][0])])
+        if batches[-1] and (width * (len(batches[-1]) + 1) > TOKENS_PER_BATCH or len(batches[-1]) >= 16):
+            batches.append([])
+        batches[-1].append(i)
+    return [batches[k] for k in torch.randperm(len(batches), generator=gen).tolist()]
+
+
 def _train(model: Any, rows: list[tuple[list[int], int]], pad: int, *, log: bool) -> None:
-    """Memorise the examples: AdamW with a cosine schedule, until every example is exact and loss is tiny."""
-    epochs, batch_size = 300, 8
-    steps_per_epoch = -(-len(rows) // batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=epochs * steps_per_epoch,
-                                                pct_start=0.05, final_div_factor=50)
+    """Memorise the examples: AdamW with a one-cycle schedule, until every example is exact and loss is tiny."""
+    epochs = 300
     gen = torch.Generator().manual_seed(0)
+    steps_per_epoch = len(_batches(rows, torch.Generator().manual_seed(0)))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * steps_per_epoch,
+                                                pct_start=0.05, final_div_factor=50)
     for epoch in range(epochs):
-        order = torch.randperm(len(rows), generator=gen).tolist()
         total = 0.0
-        for start in range(0, len(rows), batch_size):
-            ids, labels, mask = _batch([rows[i] for i in order[start:start + batch_size]], pad)
+        for batch in _batches(rows, gen):
+            ids, labels, mask = _batch([rows[i] for i in batch], pad)
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             opt.zero_grad()
             loss.backward()

@@ -1,0 +1,227 @@
+"""The fast backend: paged static KV cache, per-row positions, int4 kernels, CUDA graphs for decode.
+
+Rows are the scheduler's running requests, in order. Each row owns whole pages of the cache, reserved for
+its prompt plus its ``max_new_tokens`` when it joins, so a running row can never run out of cache. Decode
+runs a CUDA graph captured once per batch-size bucket: the graph reads tokens, positions and block tables
+from fixed device buffers; rows past the live batch point at the scratch page and are ignored.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from wizardcoder_integrations.engine.backends.base import Backend
+from wizardcoder_integrations.engine.backends.llama import FastLlama
+from wizardcoder_integrations.engine.backends.paged_cache import PagedKVCache
+from wizardcoder_integrations.engine.backends.weights import LlamaWeights
+
+__all__ = ["FastBackend"]
+
+PAGE_SIZE = 64
+PREFILL_TOKENS = 16384  # most prompt tokens run in one prefill pass
+GRAPH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128)
+KV_MEMORY_FRACTION = 0.85  # of the GPU memory free after weights and workspaces
+RESERVED_BYTES = 4 << 30  # prefill activations, graph pools, sampling
+
+
+class FastBackend(Backend):
+    """A GPTQ Llama on its own forward; see the module docstring."""
+
+    name = "fast"
+
+    @torch.no_grad()
+    def __init__(self, weights: LlamaWeights, *, max_batch_size: int, context_length: int, ops: Any = None,
+                 kv_tokens: int | None = None, use_graphs: bool | None = None, tune: bool = True) -> None:
+        from wizardcoder_integrations.engine.backends.torch_ops import TorchOps
+
+        self.device = weights.embed.device
+        self.vocab_size = weights.vocab_size
+        self.max_batch_size = max_batch_size
+        self.context_length = min(context_length, weights.max_positions)
+        cuda = self.device.type == "cuda"
+        if ops is None:
+            if cuda:
+                from wizardcoder_integrations.engine.backends.triton_ops import TritonOps
+
+                ops = TritonOps()
+            else:
+                ops = TorchOps(weights.embed.dtype)
+        self.ops = ops
+        self.stats: dict[str, Any] = {}
+        started = time.perf_counter()
+        if tune and hasattr(ops, "tune") and cuda:
+            self.stats["tuning"] = ops.tune(_samples(weights), buckets=_linear_buckets(max_batch_size))
+        self.stats["tune_s"] = round(time.perf_counter() - started, 2)
+        layers, kv_heads, head_dim = len(weights.layers), weights.num_kv_heads, weights.head_dim
+        per_token = PagedKVCache.bytes_per_token(layers, kv_heads, head_dim, weights.embed.dtype)
+        if kv_tokens is None:
+            kv_tokens = max_batch_size * self.context_length
+            if cuda:
+                torch.cuda.empty_cache()
+                free, _ = torch.cuda.mem_get_info(self.device)
+                fits = int((free - RESERVED_BYTES) * KV_MEMORY_FRACTION) // per_token
+                kv_tokens = min(kv_tokens, fits)
+        if kv_tokens < self.context_length // 4:
+            raise MemoryError(f"room for only {kv_tokens} KV-cache tokens ({per_token} bytes each)")
+        pages = -(-kv_tokens // PAGE_SIZE) + 1
+        self.cache = PagedKVCache(layers=layers, kv_heads=kv_heads, head_dim=head_dim, pages=pages,
+                                  page_size=PAGE_SIZE, dtype=weights.embed.dtype, device=self.device)
+        self.model = FastLlama(weights, self.cache, ops)
+        self.buckets = (*(b for b in GRAPH_BUCKETS if b < max_batch_size), max_batch_size)
+        max_pages = -(-self.context_length // PAGE_SIZE)
+        self.tokens = torch.zeros(max_batch_size, dtype=torch.long, device=self.device)  # [Bmax]
+        self.positions = torch.zeros(max_batch_size, dtype=torch.int32, device=self.device)  # [Bmax]
+        self.block_table = torch.zeros((max_batch_size, max_pages), dtype=torch.int32, device=self.device)
+        self.row_pages: list[list[int]] = []
+        self.row_lengths: list[int] = []
+        sms = torch.cuda.get_device_properties(self.device).multi_processor_count if cuda else 8
+        self.splits = {b: _attention_splits(b, weights.num_heads, sms) for b in self.buckets}
+        self.graphs: dict[int, tuple[Any, torch.Tensor]] = {}
+        if tune and hasattr(ops, "tune_attention") and cuda:
+            self.cache.k[0].normal_()  # time on data, not zeros (pages are written before any row reads them)
+            self.cache.v[0].normal_()
+            self.stats["attention"] = ops.tune_attention(self.cache.k[0], self.cache.v[0], weights.num_heads,
+                                                         PAGE_SIZE, self.splits)
+        started = time.perf_counter()
+        if use_graphs if use_graphs is not None else cuda:
+            self._capture()
+        self.stats.update(capture_s=round(time.perf_counter() - started, 2), kv_cache_tokens=kv_tokens,
+                          kv_cache_bytes=pages * PAGE_SIZE * per_token, graph_buckets=list(self.graphs))
+
+    # -- Backend ------------------------------------------------------------------------------------------
+    @property
+    def rows(self) -> int:
+        return len(self.row_lengths)
+
+    @property
+    def max_budget(self) -> int:
+        return min(self.context_length, self.cache.usable_tokens)
+
+    def admissible(self, budgets: list[int]) -> int:
+        free = self.cache.free_pages
+        for i, budget in enumerate(budgets):
+            need = self.cache.pages_for(min(budget, self.context_length))
+            if need > free:
+                return i
+            free -= need
+        return len(budgets)
+
+    def prefill(self, prompts: list[list[int]], budgets: list[int]) -> torch.Tensor:
+        """Reserve each row's pages, run the prompts in chunks, append the rows: logits [n, V]."""
+        logits = []
+        start = 0
+        while start < len(prompts):
+            end, total = start, 0
+            while end < len(prompts) and (end == start or total + len(prompts[end]) <= PREFILL_TOKENS):
+                total += len(prompts[end])
+                end += 1
+            logits.append(self._prefill_chunk(prompts[start:end], budgets[start:end]))
+            start = end
+        return logits[0] if len(logits) == 1 else torch.cat(logits)
+
+    def decode_step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Every running row advances one position: logits [B, V]."""
+        rows = self.rows
+        self.tokens[:rows].copy_(tokens)
+        bucket = next(b for b in self.buckets if b >= rows)
+        graph = self.graphs.get(bucket)
+        if graph is not None:
+            graph[0].replay()
+            logits = graph[1][:rows]
+        else:
+            logits = self._decode_bucket(bucket)[:rows]
+        self.positions[:rows] += 1
+        self.row_lengths = [n + 1 for n in self.row_lengths]
+        return logits
+
+    def keep(self, indices: list[int]) -> None:
+        dropped = set(range(self.rows)) - set(indices)
+        for i in dropped:
+            self.cache.release(self.row_pages[i])
+        old = self.rows
+        if indices != list(range(len(indices))):
+            idx = torch.tensor(indices, device=self.device, dtype=torch.long)
+            self.positions[: len(indices)] = self.positions[idx]
+            self.block_table[: len(indices)] = self.block_table[idx]
+        self.positions[len(indices): old] = 0
+        self.block_table[len(indices): old] = 0
+        self.row_pages = [self.row_pages[i] for i in indices]
+        self.row_lengths = [self.row_lengths[i] for i in indices]
+
+    def close(self) -> None:
+        self.graphs.clear()
+
+    # -- phases -------------------------------------------------------------------------------------------
+    def _prefill_chunk(self, prompts: list[list[int]], budgets: list[int]) -> torch.Tensor:
+        if self.rows + len(prompts) > self.max_batch_size:
+            raise RuntimeError("more rows than max_batch_size")
+        page = PAGE_SIZE
+        pages = [self.cache.allocate(min(b, self.context_length)) for b in budgets]
+        lengths = [len(p) for p in prompts]
+        tokens = torch.tensor([t for p in prompts for t in p], dtype=torch.long)
+        positions = torch.cat([torch.arange(n, dtype=torch.int32) for n in lengths])
+        table = [torch.tensor(p, dtype=torch.long) for p in pages]
+        slots = torch.cat([t[torch.arange(n) // page] * page + torch.arange(n) % page
+                           for t, n in zip(table, lengths, strict=True)])
+        dev = self.device
+        try:
+            logits = self.model.prefill(tokens.to(dev), positions.to(dev), slots.to(dev), lengths)
+        except BaseException:
+            for p in pages:
+                self.cache.release(p)
+            raise
+        first = self.rows
+        for j, (p, n) in enumerate(zip(pages, lengths, strict=True)):
+            self.positions[first + j] = n
+            self.block_table[first + j, : len(p)] = torch.tensor(p, dtype=torch.int32, device=dev)
+        self.row_pages += pages
+        self.row_lengths += lengths
+        return logits
+
+    def _decode_bucket(self, bucket: int) -> torch.Tensor:
+        return self.model.decode_step(self.tokens[:bucket], self.positions[:bucket], self.block_table[:bucket],
+                                      self.splits[bucket])
+
+    def _capture(self) -> None:
+        """One CUDA graph per bucket, largest first, sharing one memory pool (they never run at once)."""
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for bucket in reversed(self.buckets):  # compile every kernel variant before capturing
+                self._decode_bucket(bucket)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        torch.cuda.synchronize(self.device)
+        pool = None
+        for bucket in reversed(self.buckets):
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=pool):
+                out = self._decode_bucket(bucket)
+            pool = graph.pool()
+            self.graphs[bucket] = (graph, out)
+        torch.cuda.synchronize(self.device)
+
+
+def _samples(weights: LlamaWeights, layers: int = 8) -> list[list[Any]]:
+    """Per linear shape, that linear from up to ``layers`` layers (tuning reads them in turn)."""
+    picked = weights.layers[:layers]
+    return [[getattr(layer, name) for layer in picked] for name in ("qkv", "o", "gate_up", "down")]
+
+
+def _linear_buckets(max_batch_size: int) -> tuple[int, ...]:
+    from wizardcoder_integrations.engine.backends.triton_ops import BUCKETS
+
+    rows = [b for b in BUCKETS if b < max_batch_size] + [min(b for b in BUCKETS if b >= max_batch_size)]
+    if max_batch_size > BUCKETS[-1]:
+        rows = list(BUCKETS)
+    return tuple(sorted(set(rows) | {BUCKETS[-1]}))  # prefill chunks up to the dense threshold use the last
+
+
+def _attention_splits(rows: int, heads: int, sms: int) -> int:
+    """Split each row's pages so rows * heads * splits programs fill the GPU twice over."""
+    splits = 1
+    while rows * heads * splits < 2 * sms and splits < 16:
+        splits *= 2
+    return splits

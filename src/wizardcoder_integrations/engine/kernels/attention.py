@@ -1,0 +1,135 @@
+"""Decode attention over a paged KV cache: one query token per row, each row with its own length.
+
+The cache of a layer is ``[pages * PAGE, kv_heads, head_dim]``; row ``b`` owns the pages listed in
+``block_table[b]``. Programs split a row's pages (flash-decoding) so a single long row still fills the GPU;
+a second kernel merges the splits by their log-sum-exp. Both read lengths from device memory, so one CUDA
+graph serves every mix of lengths.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+__all__ = ["paged_decode_dot_kernel", "paged_decode_kernel", "split_merge_kernel"]
+
+
+@triton.jit
+def paged_decode_kernel(
+    q_ptr, k_ptr, v_ptr, bt_ptr, len_ptr, o_ptr, ml_ptr,
+    scale, splits, stride_qb, stride_qh, stride_kt, stride_bt, stride_ob, stride_oh, stride_os,
+    GROUP: tl.constexpr, D: tl.constexpr, PAGE: tl.constexpr, FINAL: tl.constexpr,
+):
+    """grid (rows, heads, splits). FINAL (one split) writes fp16 output; else fp32 partials + (m, l)."""
+    b = tl.program_id(0)
+    h = tl.program_id(1)
+    s = tl.program_id(2)
+    length = tl.load(len_ptr + b)
+    pages = tl.cdiv(length, PAGE)
+    per = tl.cdiv(pages, splits)
+    p0 = s * per
+    p1 = tl.minimum(p0 + per, pages)
+    hk = h // GROUP
+    d = tl.arange(0, D)
+    t = tl.arange(0, PAGE)
+    q = tl.load(q_ptr + b * stride_qb + h * stride_qh + d).to(tl.float32) * (scale * 1.4426950408889634)
+    m = tl.full([1], float("-inf"), tl.float32)
+    l_sum = tl.zeros([1], tl.float32)
+    acc = tl.zeros([D], tl.float32)
+    for p in range(p0, p1):
+        page = tl.load(bt_ptr + b * stride_bt + p).to(tl.int64)
+        rows = page * PAGE + t
+        valid = (p * PAGE + t) < length
+        kv_off = rows[:, None] * stride_kt + hk * D + d[None, :]
+        k = tl.load(k_ptr + kv_off, mask=valid[:, None], other=0.0).to(tl.float32)
+        v = tl.load(v_ptr + kv_off, mask=valid[:, None], other=0.0).to(tl.float32)  # issued with k
+        sc = tl.sum(k * q[None, :], axis=1)  # [PAGE], log2 domain
+        sc = tl.where(valid, sc, float("-inf"))
+        m_new = tl.maximum(m, tl.max(sc, axis=0))
+        alpha = tl.exp2(m - m_new)
+        pr = tl.exp2(sc - m_new)
+        l_sum = l_sum * alpha + tl.sum(pr, axis=0)
+        acc = acc * alpha + tl.sum(pr[:, None] * v, axis=0)
+        m = m_new
+    if FINAL:
+        out = acc / l_sum
+        tl.store(o_ptr + b * stride_ob + h * stride_oh + d, out.to(tl.float16))
+    else:
+        tl.store(o_ptr + b * stride_ob + h * stride_oh + s * stride_os + d, acc)
+        two = tl.arange(0, 2)
+        ml = tl.where(two == 0, m, l_sum)
+        tl.store(ml_ptr + ((b * tl.num_programs(1) + h) * splits + s) * 2 + two, ml)
+
+
+@triton.jit
+def paged_decode_dot_kernel(
+    q_ptr, k_ptr, v_ptr, bt_ptr, len_ptr, o_ptr, ml_ptr,
+    scale, splits, stride_qb, stride_qh, stride_kt, stride_bt, stride_ob, stride_oh, stride_os,
+    GROUP: tl.constexpr, D: tl.constexpr, PAGE: tl.constexpr, FINAL: tl.constexpr,
+):
+    """As :func:`paged_decode_kernel`, with both products on tensor cores: the query is broadcast to 16
+    identical rows (the smallest dot), so no reduction crosses threads; row 0 is the answer."""
+    b = tl.program_id(0)
+    h = tl.program_id(1)
+    s = tl.program_id(2)
+    length = tl.load(len_ptr + b)
+    pages = tl.cdiv(length, PAGE)
+    per = tl.cdiv(pages, splits)
+    p0 = s * per
+    p1 = tl.minimum(p0 + per, pages)
+    hk = h // GROUP
+    d = tl.arange(0, D)
+    t = tl.arange(0, PAGE)
+    q = tl.load(q_ptr + b * stride_qb + h * stride_qh + d).to(tl.float32) * (scale * 1.4426950408889634)
+    q16 = tl.broadcast_to(q.to(tl.float16)[None, :], [16, D])
+    m = tl.full([16], float("-inf"), tl.float32)
+    l_sum = tl.zeros([16], tl.float32)
+    acc = tl.zeros([16, D], tl.float32)
+    for p in range(p0, p1):
+        page = tl.load(bt_ptr + b * stride_bt + p).to(tl.int64)
+        valid = (p * PAGE + t) < length
+        kv_off = (page * PAGE + t)[:, None] * stride_kt + hk * D + d[None, :]
+        k = tl.load(k_ptr + kv_off, mask=valid[:, None], other=0.0)
+        v = tl.load(v_ptr + kv_off, mask=valid[:, None], other=0.0)
+        sc = tl.dot(q16, tl.trans(k))  # [16, PAGE], log2 domain
+        sc = tl.where(valid[None, :], sc, float("-inf"))
+        m_new = tl.maximum(m, tl.max(sc, axis=1))
+        alpha = tl.exp2(m - m_new)
+        pr = tl.exp2(sc - m_new[:, None])
+        l_sum = l_sum * alpha + tl.sum(pr, axis=1)
+        acc = acc * alpha[:, None] + tl.dot(pr.to(tl.float16), v)
+        m = m_new
+    first = (tl.arange(0, 16) == 0)[:, None]
+    if FINAL:
+        out = acc / l_sum[:, None]
+        ptrs = o_ptr + b * stride_ob + h * stride_oh + 0 * tl.arange(0, 16)[:, None] + d[None, :]
+        tl.store(ptrs, out.to(tl.float16), mask=first)
+    else:
+        ptrs = o_ptr + b * stride_ob + h * stride_oh + s * stride_os + 0 * tl.arange(0, 16)[:, None] + d[None, :]
+        tl.store(ptrs, acc, mask=first)
+        two = tl.arange(0, 2)
+        ml = tl.where(two[None, :] == 0, m[:, None], l_sum[:, None])  # [16, 2]
+        row = ((b * tl.num_programs(1) + h) * splits + s) * 2
+        tl.store(ml_ptr + row + 0 * tl.arange(0, 16)[:, None] + two[None, :], ml, mask=first)
+
+
+@triton.jit
+def split_merge_kernel(
+    part_ptr, ml_ptr, o_ptr, splits, stride_pb, stride_ph, stride_ps, stride_ob, stride_oh,
+    D: tl.constexpr, MAX_SPLITS: tl.constexpr,
+):
+    """grid (rows, heads): out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s."""
+    b = tl.program_id(0)
+    h = tl.program_id(1)
+    s = tl.arange(0, MAX_SPLITS)
+    live = s < splits
+    base = ((b * tl.num_programs(1) + h) * splits + s) * 2
+    m = tl.load(ml_ptr + base, mask=live, other=float("-inf"))
+    lsum = tl.load(ml_ptr + base + 1, mask=live, other=0.0)
+    top = tl.max(m, axis=0)
+    w = tl.where(m == float("-inf"), 0.0, tl.exp2(m - top))
+    d = tl.arange(0, D)
+    acc = tl.load(part_ptr + b * stride_pb + h * stride_ph + s[:, None] * stride_ps + d[None, :],
+                  mask=live[:, None], other=0.0)
+    out = tl.sum(acc * w[:, None], axis=0) / tl.sum(lsum * w, axis=0)
+    tl.store(o_ptr + b * stride_ob + h * stride_oh + d, out.to(tl.float16))

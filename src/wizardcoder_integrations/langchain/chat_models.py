@@ -1,0 +1,300 @@
+"""WizardCoder as a LangChain chat model, with prompt-based tool calling and structured output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from operator import itemgetter
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.language_models.chat_models import generate_from_stream
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.tools import BaseTool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import ConfigDict
+
+from wizardcoder_integrations.errors import ConfigurationError, GenerationError
+from wizardcoder_integrations.langchain._bridge import Request, arun, run
+from wizardcoder_integrations.langchain._common import PROVIDER, SAMPLING_KEYS, WizardCoderSettings
+from wizardcoder_integrations.langchain._messages import to_chat_messages
+from wizardcoder_integrations.langchain._tools import normalize_tool_choice, to_openai_tools, to_tool_specs
+from wizardcoder_integrations.prompt import INSTRUCTION_HEADER, RESPONSE_HEADER
+from wizardcoder_integrations.toolcalls import (
+    TOOL_CALL_OPEN,
+    TOOL_RESULT_STOP,
+    InvalidToolCall,
+    ParsedToolCall,
+    ToolCallStream,
+    render_json_chat,
+    render_tool_chat,
+)
+
+__all__ = ["ChatWizardCoder"]
+
+#: A chat reply ends where the model would start the next turn of the Alpaca transcript itself.
+TURN_STOPS = (f"\n{INSTRUCTION_HEADER}", f"\n{RESPONSE_HEADER}", TOOL_RESULT_STOP)
+_CALL_OPTIONS = ("tools", "tool_choice", "parallel_tool_calls", "response_format", "model", "stream")
+StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
+
+
+class ChatWizardCoder(WizardCoderSettings, BaseChatModel):
+    """WizardCoder-Python (GPTQ) as a LangChain chat model.
+
+    The history is rendered into the card's Alpaca template (system texts after the preamble, human turns
+    as instructions, AI turns as responses, tool results as ``### Tool Result`` blocks). ``bind_tools``
+    lists the tools in the prompt and parses ``<tool_call>`` replies into ``AIMessage.tool_calls``; a
+    forced ``tool_choice`` pre-fills the start of the call. Weights load once per process, on first use::
+
+        chat = ChatWizardCoder(model="TheBloke/WizardCoder-Python-13B-V1.0-GPTQ", temperature=0)
+        chat.bind_tools([run_python]).invoke("Compute 2**100 with the tool.")
+    """
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error, not silently ignored
+
+    streaming: bool = False
+    """Generate through the streaming path even for ``invoke`` (callbacks see every token)."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "wizardcoder-chat"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return self.identifying_params()
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params.update(self.ls_extras(kwargs))  # type: ignore[typeddict-item]
+        return params
+
+    # -- tokens -------------------------------------------------------------------------------------------
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` under the model's own tokenizer (no BOS)."""
+        return list(self.load_engine().tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage],
+                                     tools: Sequence[Any] | None = None) -> int:
+        """Tokens of the whole rendered prompt (template, tools, BOS): what the model reads."""
+        prompt, _, _ = self._render(messages, {"tools": to_openai_tools(tools)} if tools else {})
+        return len(self.load_engine().tokenize(prompt))
+
+    # -- generation: one streaming primitive, everything else derived ------------------------------------
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any,
+                ) -> Iterator[ChatGenerationChunk]:
+        yield from run(self._request(messages, stop, kwargs))
+
+    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                       run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any,
+                       ) -> AsyncIterator[ChatGenerationChunk]:
+        async for chunk in arun(self._request(messages, stop, kwargs)):
+            yield chunk
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        request = self._request(messages, stop, kwargs)
+        chunks = []
+        for chunk in run(request):
+            if run_manager is not None:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            chunks.append(chunk)
+        return _aggregate(chunks, request)
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                         run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        request = self._request(messages, stop, kwargs)
+        chunks = []
+        async for chunk in arun(request):
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            chunks.append(chunk)
+        return _aggregate(chunks, request)
+
+    def _request(self, messages: list[BaseMessage], stop: list[str] | None,
+                 kwargs: dict[str, Any]) -> Request[ChatGenerationChunk]:
+        """Everything one call sends the engine, and the assembler of its reply."""
+        prompt, prefix, names = self._render(messages, kwargs)
+        model = kwargs.get("model")
+        assembler = _ReplyChunks(prefix, names, single_call=kwargs.get("parallel_tool_calls") is False,
+                                 model_name=self.model if model is None else model)
+        return Request(self.load_engine(model), prompt, assembler,
+                       self.sampling_overrides([*(stop or []), *TURN_STOPS], kwargs),
+                       timeout=self.timeout, max_retries=self.max_retries)
+
+    def _render(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, str, list[str] | None]:
+        """The raw prompt, the reply prefix it forces, and the names of the callable tools (None: no tools)."""
+        unknown = sorted(set(kwargs) - {*_CALL_OPTIONS, *SAMPLING_KEYS})
+        if unknown:
+            raise ConfigurationError(
+                f"Unknown option(s) {unknown} for ChatWizardCoder; per-call options are "
+                f"{sorted({*_CALL_OPTIONS, *SAMPLING_KEYS} - {'stream'})}."
+            )
+        history = to_chat_messages(messages)
+        tools, tool_choice = kwargs.get("tools"), kwargs.get("tool_choice")
+        response_format = kwargs.get("response_format")
+        if response_format is not None:
+            if tools:
+                raise ConfigurationError("response_format and tools cannot be used in one call; use one of them.")
+            return (*render_json_chat(history, _response_schema(response_format)), None)
+        if tools:
+            specs = to_tool_specs(tools)
+            names = [s.name for s in specs]
+            return (*render_tool_chat(history, specs, normalize_tool_choice(tool_choice, names)), names)
+        if tool_choice not in (None, "auto", "none"):
+            raise ConfigurationError(f"tool_choice={tool_choice!r} needs tools: use bind_tools(tools, ...).")
+        return (*render_tool_chat(history, []), None)
+
+    # -- tools and structured output ----------------------------------------------------------------------
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | bool | dict[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Offer ``tools`` to the model (their schemas go into the prompt).
+
+        ``tool_choice``: ``"auto"`` (default), ``"any"``/``"required"``/``True`` (must call one),
+        ``"none"``, or a tool name (must call that one; the reply starts inside that call).
+        ``parallel_tool_calls=False`` keeps only the first call of a reply. ``strict`` is accepted for
+        compatibility: arguments are parsed as JSON and checked by the tool (or output parser) itself.
+        """
+        formatted = to_openai_tools(tools)
+        names = [spec.name for spec in to_tool_specs(formatted)]  # fails early on conflicting names
+        if tool_choice is not None:
+            normalize_tool_choice(tool_choice, names)
+        options: dict[str, Any] = {"tools": formatted, **kwargs}
+        if tool_choice is not None:
+            options["tool_choice"] = tool_choice
+        if parallel_tool_calls is not None:
+            options["parallel_tool_calls"] = parallel_tool_calls
+        return super().bind(**options)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: StructuredMethod = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
+        """Answers parsed into ``schema`` (pydantic class, TypedDict or JSON schema).
+
+        ``method="function_calling"`` forces a call of a tool shaped like ``schema`` (the reply starts
+        inside it); ``"json_schema"`` asks for one JSON object matching the schema, ``"json_mode"`` for
+        one JSON object (describe the keys in the prompt); both start the reply with ``{``.
+        """
+        if kwargs:
+            raise ConfigurationError(f"Unexpected argument(s) {sorted(kwargs)} for with_structured_output.")
+        is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
+        trace = {"kwargs": {"method": method, "strict": strict}, "schema": schema}
+        llm: Runnable[LanguageModelInput, AIMessage]
+        parser: Runnable[Any, Any]
+        if method == "function_calling":
+            name = to_openai_tools([schema])[0]["function"]["name"]
+            llm = self.bind_tools([schema], tool_choice=name, ls_structured_output_format=trace)
+            parser = (PydanticToolsParser(tools=[schema], first_tool_only=True) if is_pydantic  # type: ignore[list-item]
+                      else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True))
+        elif method in ("json_schema", "json_mode"):
+            response_format: dict[str, Any] = {"type": "json_object"}
+            if method == "json_schema":
+                spec = to_tool_specs([schema])[0]
+                response_format = {"type": "json_schema", "json_schema": {"name": spec.name,
+                                                                           "schema": spec.parameters}}
+            llm = self.bind(response_format=response_format, ls_structured_output_format=trace)
+            parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()  # type: ignore[arg-type]
+        else:
+            raise ConfigurationError(
+                f"Unknown method {method!r}: use 'function_calling', 'json_schema' or 'json_mode'."
+            )
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
+        fallback = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks([fallback], exception_key="parsing_error")
+
+
+class _ReplyChunks:
+    """Engine events of one reply -> chat chunks: prose as it comes, each tool call once it is closed."""
+
+    def __init__(self, prefix: str, tool_names: list[str] | None, *, single_call: bool, model_name: str) -> None:
+        self.prefix = prefix
+        self.split = ToolCallStream(tool_names, parse_calls=tool_names is not None)
+        self.single_call = single_call
+        self.model_name = model_name
+        self.calls = 0
+        self.errors: dict[str, str] = {}  # invalid call id -> what is wrong with it
+
+    def start(self) -> list[ChatGenerationChunk]:
+        return self._chunks(self.split.feed(self.prefix)) if self.prefix else []
+
+    def feed(self, event: Any) -> list[ChatGenerationChunk]:
+        if getattr(event, "finish_reason", None) is None:  # a StreamDelta; the GenerationResult comes last
+            return self._chunks(self.split.feed(event.text))
+        chunks = self._chunks(self.split.close())
+        metadata = {"model_name": self.model_name, "model_provider": PROVIDER,
+                    "finish_reason": event.finish_reason, "stop_sequence": event.stop_sequence}
+        usage = UsageMetadata(input_tokens=event.prompt_tokens, output_tokens=event.completion_tokens,
+                              total_tokens=event.prompt_tokens + event.completion_tokens)
+        last = AIMessageChunk(content="", usage_metadata=usage, response_metadata=metadata, chunk_position="last")
+        return [*chunks, ChatGenerationChunk(message=last, generation_info=dict(metadata))]
+
+    def _chunks(self, parts: list[str | ParsedToolCall | InvalidToolCall]) -> list[ChatGenerationChunk]:
+        chunks = []
+        for part in parts:
+            if isinstance(part, str):
+                chunks.append(ChatGenerationChunk(message=AIMessageChunk(content=part)))
+            elif not (self.single_call and self.calls):
+                chunks.append(ChatGenerationChunk(message=AIMessageChunk(
+                    content="", tool_call_chunks=[self._call_chunk(part)])))
+                self.calls += 1
+        return chunks
+
+    def _call_chunk(self, call: ParsedToolCall | InvalidToolCall) -> Any:
+        if isinstance(call, ParsedToolCall):
+            args = json.dumps(call.arguments, ensure_ascii=False)
+        else:
+            # The call as the model wrote it: never valid JSON, so LangChain files it as an invalid call.
+            args = f"{TOOL_CALL_OPEN}\n{call.raw}"
+            self.errors[call.id] = call.error
+        return tool_call_chunk(name=call.name, args=args, id=call.id, index=self.calls)
+
+
+def _aggregate(chunks: list[ChatGenerationChunk], request: Request[ChatGenerationChunk]) -> ChatResult:
+    """One result from a reply's chunks; invalid tool calls get the reason they are invalid."""
+    if not chunks:
+        raise GenerationError("The engine returned no output for this request.")
+    result = generate_from_stream(iter(chunks))
+    message = result.generations[0].message
+    errors = request.assembler.errors  # type: ignore[attr-defined]
+    if isinstance(message, AIMessage):
+        for call in message.invalid_tool_calls:
+            call["error"] = errors.get(call.get("id") or "")
+    return result
+
+
+def _response_schema(response_format: Any) -> dict[str, Any] | None:
+    """The JSON schema a ``response_format`` asks for (``None``: any JSON object)."""
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "json_object":
+        return None
+    if kind == "json_schema":
+        inner = response_format.get("json_schema", response_format)
+        schema = inner.get("schema") if isinstance(inner, dict) else None
+        if isinstance(schema, dict):
+            return schema
+    raise ConfigurationError(
+        f"Unsupported response_format {response_format!r}: use {{'type': 'json_object'}} or "
+        "{'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}}."
+    )
