@@ -33,3 +33,18 @@ def engine_actorder(standin):
     from wizardcoder_integrations.standin import load_standin_engine
 
     return load_standin_engine("gptq-4bit-32g-actorder_True")
+
+
+@pytest.fixture
+def run_agent():
+    """Run a LlamaIndex agent or workflow on one question: ``(result, events, [(tool, kwargs, output), ...])``."""
+    from llama_index.core.agent.workflow import ToolCallResult
+
+    async def run(agent, question: str):
+        handler = agent.run(user_msg=question)
+        events = [event async for event in handler.stream_events()]
+        calls = [(e.tool_name, e.tool_kwargs, str(e.tool_output.content)) for e in events
+                 if isinstance(e, ToolCallResult)]
+        return await handler, events, calls
+
+    return run

@@ -226,8 +226,10 @@ INTERPRETER_CHECK = textwrap.dedent('''
             configs = [LinearConfig("mma", 16 if rows <= 16 else 32, 64, 2, 4, False)]
             if not (group < 32 or not sym):
                 configs += [LinearConfig("mma", 16 if rows <= 16 else 32, 64, 2, 4, False, v) for v in (1, 2)]
-            if rows == 1:
-                configs.append(LinearConfig("gemv", 1, 128, 2, 4, False))
+            if rows == 1:  # one block per iteration; two (a partial last tile); the tile after next in flight
+                configs += [LinearConfig("gemv", 1, 128, 2, 4, False),
+                            LinearConfig("gemv", 1, 64, 1, 4, False, unroll=2),
+                            LinearConfig("gemv", 1, 64, 1, 4, False, ahead=2)]
             for cfg in configs:
                 got = ops.launch(x, w, cfg).sum(0)
                 assert (got - want).norm() / want.norm() < 1e-3, (k, n, group, rows, cfg)  # fp16 weights

@@ -61,8 +61,14 @@ def test_both_gptq_layouts_agree_with_their_dequantised_weights(request: pytest.
     ids = torch.tensor([prompt + engine.tokenizer(task.response, add_special_tokens=False)["input_ids"]])
     with torch.inference_mode():
         ours = engine.loaded.model(ids).logits.float()
-        theirs = reference(ids).logits.float()
-    assert torch.allclose(ours, theirs, atol=0.15, rtol=0.05), (ours - theirs).abs().max()
+        theirs_bf16 = reference(ids).logits.float()
+        theirs = reference.float()(ids).logits
+    # bf16 rounding alone moves the dense model's logits by ~0.012 on average (up to ~0.3): ours, through the
+    # GPTQ kernels, must stay within twice that noise floor; a wrong zero-point or group order is far outside it.
+    noise = (theirs_bf16 - theirs).abs().mean()
+    error = (ours - theirs).abs()
+    assert error.mean() <= 2 * noise, (error.mean(), noise)
+    assert error.max() <= 0.05 * theirs.abs().max(), (error.max(), theirs.abs().max())
     answer = slice(len(prompt) - 1, None)  # where the trained model is confident, the choices are equal
     assert torch.equal(ours[0, answer].argmax(-1), theirs[0, answer].argmax(-1))
     assert engine.generate([CODE_TASKS[4].instruction], do_sample=False)[0].text == CODE_TASKS[4].response

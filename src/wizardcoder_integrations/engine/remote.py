@@ -1,12 +1,16 @@
 """An engine that runs the model elsewhere: any OpenAI-compatible completions server (vLLM, TGI, ``wizardcoder
 serve``). The Alpaca template and stop strings are applied here, exactly as in-process; the server only
 completes raw text. Needs ``httpx`` (the ``remote`` extra), not torch.
+
+The adapters select it with one argument, ``base_url=``; :func:`shared_remote_engine` gives them one engine
+(one connection pool) per server, model and key for the whole process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 import weakref
@@ -22,10 +26,18 @@ from wizardcoder_integrations.errors import ConfigurationError, GenerationError,
 from wizardcoder_integrations.profiles import ModelProfile, get_profile, profile_for_repo
 from wizardcoder_integrations.prompt import format_instruction
 
-__all__ = ["RemoteEngine"]
+__all__ = ["API_KEY_ENV", "BASE_URL_ENV", "RemoteEngine", "remote_backend", "shared_remote_engine"]
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 DEFAULT_CONTEXT = 16384  # WizardCoder-Python's max_position_embeddings
+#: Read by the adapters when ``base_url`` / ``api_key`` are not passed.
+BASE_URL_ENV = "WIZARDCODER_BASE_URL"
+API_KEY_ENV = "WIZARDCODER_API_KEY"
+#: Adapter settings that only mean something when the weights are loaded in this process.
+LOCAL_ONLY_SETTINGS = ("revision", "device", "cache_dir", "local_files_only")
+
+_SHARED: dict[tuple[Any, ...], RemoteEngine] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 def _httpx() -> Any:
@@ -61,9 +73,12 @@ class RemoteEngine:
             raise ConfigurationError(f"base_url must start with http:// or https://, got {base_url!r}.")
         if timeout <= 0 or max_retries < 0 or backoff_s < 0:
             raise ConfigurationError("timeout must be > 0, max_retries >= 0 and backoff_s >= 0.")
-        root = base_url.rstrip("/")
-        self.root = root[: -len("/v1")] if root.endswith("/v1") else root
+        self.root = _root(base_url)
+        self.requested_model = model
         self._served = model
+        self._config: dict[str, Any] = {"api_key": api_key, "profile": profile, "timeout": timeout,
+                                        "max_retries": max_retries, "backoff_s": backoff_s,
+                                        "max_connections": max_connections, "defaults": defaults}
         self._profile: ModelProfile | None = get_profile(profile) if profile is not None else None
         self.max_retries, self.backoff_s = max_retries, backoff_s
         self.defaults = defaults if defaults is not None else SamplingParams()
@@ -74,19 +89,43 @@ class RemoteEngine:
         self._client = httpx.Client(base_url=self.root, headers=headers, timeout=self._timeout, limits=self._limits)
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._models: dict[str, Any] | None = None
+        self._tokenize_shape: str | None = None  # "openai" (vLLM, wizardcoder serve), "tgi" or "local"
+        self._local_tokenizer: Any = None
         self._lock = threading.Lock()
+
+    def for_model(self, model: str) -> RemoteEngine:
+        """The shared engine of another model on the same server, with the same settings."""
+        if model == self.requested_model:
+            return self
+        return shared_remote_engine(self.root, model=model, **self._config)
 
     # -- description ----------------------------------------------------------------------------------------
     def _model_entry(self) -> dict[str, Any]:
         with self._lock:
             if self._models is None:
-                self._models = self._request_json("GET", "/v1/models")
+                self._models = self._list_models()
         entries = self._models.get("data") or []
         if self._served is None:
             if not entries:
                 raise GenerationError(f"{self.root}/v1/models lists no model; pass model= explicitly.")
             self._served = entries[0]["id"]
         return next((e for e in entries if e.get("id") == self._served), {})
+
+    def _list_models(self) -> dict[str, Any]:
+        """``/v1/models``; a server without it (older TGI) is described by TGI's ``/info``."""
+        models = self._request_json("GET", "/v1/models", missing_ok=True)
+        if isinstance(models, dict) and "data" not in models and "id" in models:
+            models = {"data": [models]}  # one model object instead of a list
+        info = None
+        if models is None or not any(e.get("max_model_len") or e.get("context_length") for e in models["data"]):
+            info = self._request_json("GET", "/info", missing_ok=True)  # TGI: the context length is here
+        if isinstance(info, dict) and "model_id" in info:
+            entries = (models or {}).get("data") or [{"id": info["model_id"]}]
+            return {"data": [{**e, "max_model_len": info.get("max_total_tokens")} for e in entries]}
+        if models is None:
+            raise GenerationError(f"{self.root} has neither /v1/models nor /info; is it an OpenAI-compatible "
+                                  "server? Pass its root URL, e.g. http://host:8000/v1.")
+        return models
 
     @property
     def model_name(self) -> str:
@@ -113,15 +152,55 @@ class RemoteEngine:
     def render(self, prompt: str, *, raw: bool = False, system: str | None = None) -> str:
         return prompt if raw else format_instruction(prompt, system)
 
-    def tokenize(self, text: str) -> list[int]:
-        """Token ids from the server's ``/tokenize`` endpoint (vLLM and ``wizardcoder serve`` have it)."""
-        data = self._request_json("POST", "/tokenize", {"model": self.model_name, "prompt": text})
-        return list(data["tokens"])
+    def tokenize(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of ``text`` (with BOS unless ``add_special_tokens=False``), as the served model reads it.
+
+        Asks the server's ``/tokenize`` (vLLM and ``wizardcoder serve`` shape, then TGI's); a server without
+        one falls back to the served model's own tokenizer loaded locally with ``transformers`` (from the
+        Hugging Face cache or Hub). If neither is available, a :class:`GenerationError` says so.
+        """
+        with self._lock:
+            shape = self._tokenize_shape
+        if shape in (None, "openai"):
+            data = self._request_json("POST", "/tokenize", {"model": self.model_name, "prompt": text,
+                                                            "add_special_tokens": add_special_tokens},
+                                      missing_ok=True)
+            if isinstance(data, dict) and "tokens" in data:
+                self._tokenize_shape = "openai"
+                return [int(t) for t in data["tokens"]]
+        if shape in (None, "tgi"):
+            data = self._request_json("POST", "/tokenize", {"inputs": text, "add_special_tokens": add_special_tokens},
+                                      missing_ok=True)
+            if isinstance(data, list):
+                self._tokenize_shape = "tgi"
+                return [int(t["id"]) for t in data]
+        self._tokenize_shape = "local"
+        tokenizer = self._tokenizer()
+        return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
     def count_tokens(self, text: str, *, add_special_tokens: bool = False) -> int:
-        data = self._request_json("POST", "/tokenize", {"model": self.model_name, "prompt": text,
-                                                         "add_special_tokens": add_special_tokens})
-        return int(data.get("count", len(data["tokens"])))
+        return len(self.tokenize(text, add_special_tokens=add_special_tokens))
+
+    def _prompt_tokens(self, text: str) -> int:
+        """Tokens of a prompt, for a reply whose usage the server did not send (0 if it cannot be counted)."""
+        try:
+            return len(self.tokenize(text))
+        except GenerationError:
+            return 0
+
+    def _tokenizer(self) -> Any:
+        """The served model's tokenizer, loaded here (only for servers without a tokenize endpoint)."""
+        if self._local_tokenizer is None:
+            try:
+                from transformers import AutoTokenizer
+
+                self._local_tokenizer = AutoTokenizer.from_pretrained(self.model_name)
+            except Exception as e:  # ImportError, or a model name that is not a Hub repo
+                raise GenerationError(
+                    f"{self.root} has no /tokenize endpoint and the tokenizer of {self.model_name!r} cannot be "
+                    f"loaded locally ({e.__class__.__name__}: {e}); token counts need one of the two."
+                ) from e
+        return self._local_tokenizer
 
     def params(self, **overrides: Any) -> SamplingParams:
         return SamplingParams.build(self.defaults, **overrides)
@@ -131,7 +210,8 @@ class RemoteEngine:
         payload: dict[str, Any] = {
             "model": self.model_name, "prompt": text, "max_tokens": params.max_new_tokens,
             "temperature": 0.0 if params.greedy else params.temperature, "top_p": params.top_p,
-            "top_k": params.top_k, "repetition_penalty": params.repetition_penalty, "stream": stream,
+            "top_k": params.top_k or -1,  # vLLM spells "no top-k" -1
+            "repetition_penalty": params.repetition_penalty, "stream": stream,
         }
         if params.stop:
             payload["stop"] = list(params.stop)
@@ -148,7 +228,9 @@ class RemoteEngine:
             detail = response.text
         return GenerationError(f"{self.root} answered HTTP {response.status_code}: {detail}")
 
-    def _request_json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _request_json(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+                      missing_ok: bool = False) -> Any:
+        """The JSON answer of one request, retried with backoff; ``missing_ok``: None for a 404/405/422."""
         httpx = _httpx()
         for attempt in range(self.max_retries + 1):
             try:
@@ -159,6 +241,8 @@ class RemoteEngine:
             else:
                 if response.status_code < 400:
                     return response.json()
+                if missing_ok and response.status_code in (400, 404, 405, 422):
+                    return None
                 if response.status_code not in RETRY_STATUSES or attempt == self.max_retries:
                     raise self._error(response)
             time.sleep(self.backoff_s * 2**attempt)
@@ -203,7 +287,8 @@ class RemoteEngine:
         """Yield text deltas, then the :class:`GenerationResult` (token ids are not sent by servers)."""
         params = self.params(**overrides)
         assembler = _Assembler(params)
-        events = self._events(self.render(prompt, raw=raw, system=system), params)
+        text = self.render(prompt, raw=raw, system=system)
+        events = self._events(text, params)
         try:
             for event in events:
                 delta = assembler.push(event)
@@ -216,6 +301,8 @@ class RemoteEngine:
         tail = assembler.finish()
         if tail:
             yield StreamDelta(tail, ())
+        if not assembler.usage:
+            assembler.estimate_usage(self._prompt_tokens(text))
         yield assembler.result()
 
     def generate(self, prompts: Sequence[str], *, raw: bool = False, system: str | None = None,
@@ -282,7 +369,8 @@ class RemoteEngine:
                       **overrides: Any) -> AsyncIterator[StreamDelta | GenerationResult]:
         params = self.params(**overrides)
         assembler = _Assembler(params)
-        events = self._aevents(self.render(prompt, raw=raw, system=system), params)
+        text = self.render(prompt, raw=raw, system=system)
+        events = self._aevents(text, params)
         try:
             async for event in events:
                 delta = assembler.push(event)
@@ -295,6 +383,8 @@ class RemoteEngine:
         tail = assembler.finish()
         if tail:
             yield StreamDelta(tail, ())
+        if not assembler.usage:
+            assembler.estimate_usage(await asyncio.to_thread(self._prompt_tokens, text))
         yield assembler.result()
 
     async def agenerate(self, prompts: Sequence[str], *, raw: bool = False, system: str | None = None,
@@ -310,6 +400,67 @@ class RemoteEngine:
 
     def close(self) -> None:
         self._client.close()
+
+
+def shared_remote_engine(base_url: str, *, model: str | None = None, api_key: str | None = None,
+                         profile: str | None = None, timeout: float | None = None, max_retries: int | None = None,
+                         **options: Any) -> RemoteEngine:
+    """The process-wide :class:`RemoteEngine` of one server, model and key (and timeout/retry settings).
+
+    Adapters built with the same ``base_url`` share it, so they share one connection pool.
+    """
+    kwargs: dict[str, Any] = {"model": model, "api_key": api_key, "profile": profile, **options}
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    if max_retries is not None:
+        kwargs["max_retries"] = max_retries
+    key = (_root(base_url), *sorted((k, repr(v)) for k, v in kwargs.items()))
+    with _SHARED_LOCK:
+        engine = _SHARED.get(key)
+        if engine is None:
+            engine = _SHARED[key] = RemoteEngine(base_url, **kwargs)
+        return engine
+
+
+def remote_backend(base_url: str | None, api_key: str | None, *, engine: Any = None,
+                   **local: Any) -> tuple[str | None, str | None]:
+    """The server an adapter should use (``None``: in-process) and its API key, or a clear error.
+
+    ``base_url`` falls back to ``$WIZARDCODER_BASE_URL`` and ``api_key`` to ``$WIZARDCODER_API_KEY`` (never to
+    ``OPENAI_API_KEY``: that key is not meant for your own servers). An explicit ``engine`` wins over the
+    environment; ``local`` holds the adapter's settings that only apply to loading weights in-process.
+    """
+    if engine is not None:
+        if base_url is not None:
+            raise ConfigurationError(
+                "Pass base_url= or engine=, not both: base_url= builds a RemoteEngine itself. To configure one "
+                "yourself, pass engine=RemoteEngine(base_url, ...) alone.")
+        if api_key is not None:
+            raise ConfigurationError("api_key= goes with base_url=; with engine=RemoteEngine(...) pass api_key to "
+                                     "the RemoteEngine.")
+        return None, None
+    origin = "base_url"
+    if base_url is None:
+        base_url = os.environ.get(BASE_URL_ENV) or None
+        origin = f"${BASE_URL_ENV}"
+    if base_url is None:
+        if api_key is not None:
+            raise ConfigurationError("api_key= is only used with a remote server: pass base_url= too, or drop it.")
+        return None, None
+    for name, value in local.items():
+        if value is None or (name == "revision" and value == "main"):
+            continue
+        why = (f"the server decides which branch it serves: start it with --revision {value} and drop revision="
+               if name == "revision" else "it only applies to loading the weights in this process; drop it")
+        raise ConfigurationError(f"{name}={value!r} cannot be used with {origin}={base_url!r}: {why}.")
+    if api_key is None:
+        api_key = os.environ.get(API_KEY_ENV) or None
+    return base_url, api_key
+
+
+def _root(base_url: str) -> str:
+    root = base_url.rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
 
 
 _DONE = object()
@@ -334,6 +485,7 @@ class _Assembler:
         self.first: float | None = None
         self.finish_reason: str | None = None
         self.usage: dict[str, int] = {}
+        self.chunks = 0  # chunks with text: one generated token each on vLLM and TGI
         self.server_stop: str | None = None
 
     @property
@@ -346,8 +498,10 @@ class _Assembler:
         out = ""
         for choice in event.get("choices") or []:
             text = choice.get("text") or ""
-            if text and self.first is None:
-                self.first = time.perf_counter()
+            if text:
+                self.chunks += 1
+                if self.first is None:
+                    self.first = time.perf_counter()
             out += self.filter.push(text)
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
@@ -357,6 +511,11 @@ class _Assembler:
 
     def finish(self) -> str:
         return self.filter.finish()
+
+    def estimate_usage(self, prompt_tokens: int) -> None:
+        """Usage when the server sent none (or the stream was closed at a stop string before it came): the
+        prompt's tokens as counted by :meth:`RemoteEngine.tokenize`, one completion token per text chunk."""
+        self.usage = {"prompt_tokens": prompt_tokens, "completion_tokens": self.chunks}
 
     def result(self) -> GenerationResult:
         now = time.perf_counter()

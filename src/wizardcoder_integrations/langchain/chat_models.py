@@ -13,10 +13,11 @@ from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.exceptions import OutputParserException
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict
@@ -51,9 +52,12 @@ class ChatWizardCoder(WizardCoderSettings, BaseChatModel):
     The history is rendered into the card's Alpaca template (system texts after the preamble, human turns
     as instructions, AI turns as responses, tool results as ``### Tool Result`` blocks). ``bind_tools``
     lists the tools in the prompt and parses ``<tool_call>`` replies into ``AIMessage.tool_calls``; a
-    forced ``tool_choice`` pre-fills the start of the call. Weights load once per process, on first use::
+    forced ``tool_choice`` pre-fills the start of the call. Weights load once per process, on first use;
+    with ``base_url`` an OpenAI-compatible server (vLLM, TGI, ``wizardcoder serve``) generates instead, the
+    template and tool calls still handled here::
 
         chat = ChatWizardCoder(model="TheBloke/WizardCoder-Python-13B-V1.0-GPTQ", temperature=0)
+        chat = ChatWizardCoder(base_url="http://gpu-box:8000/v1", temperature=0)
         chat.bind_tools([run_python]).invoke("Compute 2**100 with the tool.")
     """
 
@@ -77,8 +81,8 @@ class ChatWizardCoder(WizardCoderSettings, BaseChatModel):
 
     # -- tokens -------------------------------------------------------------------------------------------
     def get_token_ids(self, text: str) -> list[int]:
-        """Token ids of ``text`` under the model's own tokenizer (no BOS)."""
-        return list(self.load_engine().tokenizer(text, add_special_tokens=False)["input_ids"])
+        """Token ids of ``text`` under the model's own tokenizer (no BOS); over HTTP the server's ``/tokenize``."""
+        return self.token_ids(text)
 
     def get_num_tokens_from_messages(self, messages: list[BaseMessage],
                                      tools: Sequence[Any] | None = None) -> int:
@@ -123,11 +127,11 @@ class ChatWizardCoder(WizardCoderSettings, BaseChatModel):
         """Everything one call sends the engine, and the assembler of its reply."""
         prompt, prefix, names = self._render(messages, kwargs)
         model = kwargs.get("model")
+        engine = self.load_engine(model)
         assembler = _ReplyChunks(prefix, names, single_call=kwargs.get("parallel_tool_calls") is False,
-                                 model_name=self.model if model is None else model)
-        return Request(self.load_engine(model), prompt, assembler,
-                       self.sampling_overrides([*(stop or []), *TURN_STOPS], kwargs),
-                       timeout=self.timeout, max_retries=self.max_retries)
+                                 model_name=self.served_model(model))
+        return Request(engine, prompt, assembler, self.sampling_overrides([*(stop or []), *TURN_STOPS], kwargs),
+                       timeout=self.timeout, max_retries=self.retries())
 
     def _render(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, str, list[str] | None]:
         """The raw prompt, the reply prefix it forces, and the names of the callable tools (None: no tools)."""
@@ -204,8 +208,9 @@ class ChatWizardCoder(WizardCoderSettings, BaseChatModel):
         if method == "function_calling":
             name = to_openai_tools([schema])[0]["function"]["name"]
             llm = self.bind_tools([schema], tool_choice=name, ls_structured_output_format=trace)
-            parser = (PydanticToolsParser(tools=[schema], first_tool_only=True) if is_pydantic  # type: ignore[list-item]
-                      else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True))
+            parser = RunnableLambda(_require_tool_call) | (
+                PydanticToolsParser(tools=[schema], first_tool_only=True) if is_pydantic  # type: ignore[list-item]
+                else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True))
         elif method in ("json_schema", "json_mode"):
             response_format: dict[str, Any] = {"type": "json_object"}
             if method == "json_schema":
@@ -223,6 +228,17 @@ class ChatWizardCoder(WizardCoderSettings, BaseChatModel):
         parsed = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
         fallback = RunnablePassthrough.assign(parsed=lambda _: None)
         return RunnableMap(raw=llm) | parsed.with_fallbacks([fallback], exception_key="parsing_error")
+
+
+def _require_tool_call(message: AIMessage) -> AIMessage:
+    """Pass a reply on to the tool parser, or raise when its forced call came out malformed."""
+    if not message.tool_calls and message.invalid_tool_calls:
+        bad = message.invalid_tool_calls[0]
+        raise OutputParserException(
+            f"The reply's {bad.get('name')!r} call could not be parsed: {bad.get('error')}",
+            llm_output=str(bad.get("args")),
+        )
+    return message
 
 
 class _ReplyChunks:

@@ -27,9 +27,11 @@ class WizardCoderLLM(WizardCoderSettings, BaseLLM):
 
     Each prompt is wrapped in the card's Alpaca template (``raw=True`` sends it verbatim); the output is
     only the completion, never the prompt. Batches run as one engine batch. Weights load once per
-    process, on first use::
+    process, on first use; with ``base_url`` an OpenAI-compatible server (vLLM, TGI, ``wizardcoder serve``)
+    generates instead::
 
         llm = WizardCoderLLM(model="TheBloke/WizardCoder-Python-13B-V1.0-GPTQ", max_tokens=256)
+        llm = WizardCoderLLM(base_url="http://gpu-box:8000/v1", max_tokens=256)
         chain = PromptTemplate.from_template("Write a Python function that {task}.") | llm | StrOutputParser()
     """
 
@@ -54,8 +56,8 @@ class WizardCoderLLM(WizardCoderSettings, BaseLLM):
         return params
 
     def get_token_ids(self, text: str) -> list[int]:
-        """Token ids of ``text`` under the model's own tokenizer (no BOS)."""
-        return list(self.load_engine().tokenizer(text, add_special_tokens=False)["input_ids"])
+        """Token ids of ``text`` under the model's own tokenizer (no BOS); over HTTP the server's ``/tokenize``."""
+        return self.token_ids(text)
 
     # -- generation: one streaming primitive, everything else derived ------------------------------------
     def _stream(self, prompt: str, stop: list[str] | None = None,
@@ -109,15 +111,14 @@ class WizardCoderLLM(WizardCoderSettings, BaseLLM):
         model = kwargs.get("model")
         return Request(self.load_engine(model), prompt, _CompletionChunks(),
                        self.sampling_overrides(stop, kwargs), raw=self.raw, system=self.system,
-                       timeout=self.timeout, max_retries=self.max_retries)
+                       timeout=self.timeout, max_retries=self.retries())
 
     def _result(self, chunks: list[GenerationChunk], kwargs: dict[str, Any]) -> LLMResult:
         generations = [[Generation(text=c.text, generation_info=c.generation_info)] for c in chunks]
         usage = {key: sum((c.generation_info or {})["token_usage"][key] for c in chunks)
                  for key in ("prompt_tokens", "completion_tokens", "total_tokens")}
-        model = kwargs.get("model")
         return LLMResult(generations=generations,
-                         llm_output={"token_usage": usage, "model_name": self.model if model is None else model})
+                         llm_output={"token_usage": usage, "model_name": self.served_model(kwargs.get("model"))})
 
 
 class _CompletionChunks:

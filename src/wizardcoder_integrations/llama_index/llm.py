@@ -32,6 +32,12 @@ try:
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise missing_extra("llama-index", getattr(e, "name", None) or "llama-index-core") from e
 
+from wizardcoder_integrations.engine.remote import (
+    LOCAL_ONLY_SETTINGS,
+    RemoteEngine,
+    remote_backend,
+    shared_remote_engine,
+)
 from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta
 from wizardcoder_integrations.profiles import DEFAULT_MODEL
 from wizardcoder_integrations.prompt import ChatMessage as Turn
@@ -49,7 +55,7 @@ from wizardcoder_integrations.toolcalls import (
 )
 
 if TYPE_CHECKING:
-    from wizardcoder_integrations.engine import Engine, RemoteEngine
+    from wizardcoder_integrations.engine import Engine
 
 __all__ = ["WizardCoder"]
 
@@ -74,11 +80,25 @@ class WizardCoder(FunctionCallingLLM):
     Every path renders the card's Alpaca template through one function, so ``complete``, ``chat``, their
     streaming and async forms send the model identical text. Tools are described in the prompt and parsed
     from the reply, which makes the model usable by ``FunctionAgent`` and ``AgentWorkflow``. Pass
-    ``engine`` (an ``Engine`` or ``RemoteEngine``) to share a model already loaded, e.g. with the LangChain
-    classes; otherwise :meth:`Engine.load` loads ``model`` at ``revision`` once per process.
+    ``base_url`` to generate on an OpenAI-compatible server (vLLM, TGI, ``wizardcoder serve``), or ``engine``
+    (an ``Engine`` or ``RemoteEngine``) to share a model already loaded, e.g. with the LangChain classes;
+    otherwise :meth:`Engine.load` loads ``model`` at ``revision`` once per process::
+
+        llm = WizardCoder(base_url="http://gpu-box:8000/v1", temperature=0)
     """
 
-    model: str = Field(default=DEFAULT_MODEL, description="Hub repository id or local directory of the model.")
+    model: str = Field(default=DEFAULT_MODEL, description=(
+        "Hub repository id or local directory of the model; with base_url, the served model's name "
+        "(default: the first one the server lists)."))
+    base_url: str | None = Field(default=None, description=(
+        "OpenAI-compatible server to generate on instead of loading weights, e.g. http://host:8000/v1 "
+        "(default: $WIZARDCODER_BASE_URL, else in-process)."))
+    api_key: str | None = Field(default=None, exclude=True, repr=False,
+                                description="Bearer token for base_url (default: $WIZARDCODER_API_KEY).")
+    timeout: float | None = Field(default=None, gt=0.0, description=(
+        "With base_url: seconds any one network wait may take (connect, first token, each chunk; default 120)."))
+    max_retries: int | None = Field(default=None, ge=0, description=(
+        "With base_url: retries of connection errors and 429/5xx answers, with exponential backoff (default 3)."))
     revision: str | None = Field(default=None, description="GPTQ branch of the repository (None: 'main').")
     profile: str | None = Field(default=None, description="Model profile name, when the repo is not known.")
     device: str | None = Field(default=None, description="Torch device ('cuda', 'cpu', ...; None: best).")
@@ -98,7 +118,21 @@ class WizardCoder(FunctionCallingLLM):
     _engine: Engine | RemoteEngine = PrivateAttr()
 
     def __init__(self, *, engine: Engine | RemoteEngine | None = None, **data: Any) -> None:
-        if engine is not None:
+        base_url, api_key = remote_backend(data.get("base_url"), data.get("api_key"), engine=engine,
+                                           **{name: data.get(name) for name in LOCAL_ONLY_SETTINGS})
+        data.update(base_url=base_url, api_key=api_key)
+        if base_url is None and (data.get("timeout") is not None or data.get("max_retries") is not None):
+            fix = "set them on the RemoteEngine you pass" if isinstance(engine, RemoteEngine) else "drop them"
+            raise ConfigurationError(f"timeout= and max_retries= apply to a remote server: pass base_url= with "
+                                     f"them, or {fix}.")
+        if isinstance(engine, RemoteEngine):
+            if data.get("model") not in (None, engine.requested_model):
+                raise ConfigurationError(
+                    f"model={data['model']!r} but the RemoteEngine passed asks for {engine.requested_model!r}: "
+                    "drop model=, or build the engine with RemoteEngine(base_url, model=...).")
+            if engine.requested_model is not None:
+                data["model"] = engine.requested_model
+        elif engine is not None:
             if data.get("model") not in (None, engine.model_name):
                 raise ConfigurationError(
                     f"model={data['model']!r} but the engine passed holds {engine.model_name!r}: "
@@ -111,7 +145,11 @@ class WizardCoder(FunctionCallingLLM):
                     f"{name} is not supported: WizardCoder renders the card's Alpaca template itself in every "
                     "path. Use system_prompt, or complete(text, formatted=True) to send text verbatim.")
         super().__init__(**data)
-        if engine is None:
+        if engine is None and self.base_url is not None:
+            served = self.model if "model" in data else None
+            engine = shared_remote_engine(self.base_url, model=served, api_key=self.api_key, profile=self.profile,
+                                          timeout=self.timeout, max_retries=self.max_retries)
+        elif engine is None:
             from wizardcoder_integrations.engine import Engine
 
             engine = Engine.load(self.model, self.revision, profile=self.profile, device=self.device,
@@ -136,7 +174,13 @@ class WizardCoder(FunctionCallingLLM):
         return self._engine
 
     @property
+    def served_model(self) -> str:
+        """The model name replies report: the server's name for it over HTTP, else ``model``."""
+        return self._engine.model_name if isinstance(self._engine, RemoteEngine) else self.model
+
+    @property
     def metadata(self) -> LLMMetadata:
+        """Context window and model name from the engine (over HTTP: the server's ``/v1/models``)."""
         info = self._engine.info
         return LLMMetadata(
             context_window=info.context_length,
@@ -303,7 +347,7 @@ class WizardCoder(FunctionCallingLLM):
         with closing(self._engine.stream(text, raw=True, **overrides)) as events:
             for event in events:
                 if isinstance(event, GenerationResult):
-                    yield reply.completion_end(event, self.model)
+                    yield reply.completion_end(event, self.served_model)
                 elif (delta := reply.add(event)) is not None:
                     yield CompletionResponse(text=reply.shown, delta=delta)
 
@@ -313,7 +357,7 @@ class WizardCoder(FunctionCallingLLM):
         async with aclosing(self._engine.astream(text, raw=True, **overrides)) as events:
             async for event in events:
                 if isinstance(event, GenerationResult):
-                    yield reply.completion_end(event, self.model)
+                    yield reply.completion_end(event, self.served_model)
                 elif (delta := reply.add(event)) is not None:
                     yield CompletionResponse(text=reply.shown, delta=delta)
 
@@ -322,7 +366,7 @@ class WizardCoder(FunctionCallingLLM):
         with closing(self._engine.stream(request.text, raw=True, **request.overrides)) as events:
             for event in events:
                 if isinstance(event, GenerationResult):
-                    yield reply.chat_end(event, self.model)
+                    yield reply.chat_end(event, self.served_model)
                 elif (delta := reply.add(event)) is not None:
                     yield ChatResponse(message=_assistant(reply.shown), delta=delta)
 
@@ -331,7 +375,7 @@ class WizardCoder(FunctionCallingLLM):
         async with aclosing(self._engine.astream(request.text, raw=True, **request.overrides)) as events:
             async for event in events:
                 if isinstance(event, GenerationResult):
-                    yield reply.chat_end(event, self.model)
+                    yield reply.chat_end(event, self.served_model)
                 elif (delta := reply.add(event)) is not None:
                     yield ChatResponse(message=_assistant(reply.shown), delta=delta)
 

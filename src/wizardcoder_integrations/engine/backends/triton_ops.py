@@ -2,6 +2,9 @@
 
 Decode-sized inputs (up to ``dense_threshold`` rows) read the packed weights directly; larger prefills
 dequantize a linear to fp16 once and use the dense matmul (compute-bound there, where cuBLAS is best).
+On Hopper and newer, launches of up to ``pdl_rows`` rows use programmatic dependent launch: each kernel may
+start while the one before it finishes, and an int4 matmul streams its first weights in meanwhile (decode of
+a few rows is a chain of short kernels, where the gaps between them count).
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ from wizardcoder_integrations.engine.backends.weights import Int4Weight
 __all__ = ["LinearConfig", "TritonOps"]
 
 BUCKETS = (1, 16, 32, 64, 128)  # rows a linear launch is tuned for
+SPLIT_READ_BYTES_PER_S = 1.5e12  # tuning charges each split-K partial sum its read by the consuming kernel
+NORM_PROGRAMS = 64  # add_rmsnorm splits rows over several programs while rows * programs stays within this
+PDL_ROWS = 8  # launches of at most this many rows use programmatic dependent launch
+# gemv tunings with several 128-row blocks per iteration: (block_n, warps, blocks per iteration, tiles ahead)
+UNROLLED = ((64, 4, 2, 1), (64, 4, 2, 2), (64, 4, 4, 1), (128, 4, 2, 1), (64, 8, 4, 1), (64, 8, 4, 2),
+            (64, 8, 8, 1), (32, 4, 4, 1))
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,9 @@ class LinearConfig:
     warps: int
     use_asm: bool  # gemv: f16x2 "dot" inner loop (else fp32); mma/dequant: inline-PTX unpacking
     variant: int = 0  # mma: 0 one dot per 16-row slice, 1 K=32 joined slices, 2 the same as out^T = W^T x^T
+    unroll: int = 1  # gemv: 128-row blocks per iteration
+    ahead: int = 1  # gemv: iterations a tile is requested before its use (registers)
+    stages: int = 1  # gemv: > 1 pipelines the loads through shared memory instead (Triton's num_stages)
 
 
 def bucket_of(rows: int) -> int:
@@ -49,17 +61,39 @@ def dot_ready(w: Int4Weight) -> bool:
     return w.zeros is None and (w.group_size in (32, 64) or w.group_size % 128 == 0)
 
 
+@functools.cache
+def pdl_supported(device: torch.device) -> bool:
+    """Programmatic dependent launch: a CUDA GPU of compute capability 9.0 or newer and a Triton that has it."""
+    if device.type != "cuda" or torch.cuda.get_device_capability(device)[0] < 9:
+        return False
+    try:
+        from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 class TritonOps:
     """Triton kernels; ``configs`` maps a weight shape and row bucket to its measured launch settings."""
 
     name = "triton"
 
-    def __init__(self, *, dense_threshold: int = 128, use_asm: bool = True) -> None:
+    def __init__(self, *, dense_threshold: int = 128, use_asm: bool = True, pdl_rows: int = PDL_ROWS,
+                 norm_block: int = 512) -> None:
         self.dense_threshold = dense_threshold
         self.use_asm = use_asm
+        self.pdl_rows = pdl_rows  # launches of up to this many rows use PDL where the device has it (0: never)
+        self.norm_block = norm_block  # columns per add_rmsnorm program when a row is split over programs
         self.configs: dict[tuple[Any, ...], LinearConfig] = {}
         self._workspace: torch.Tensor | None = None  # fp16 dense weight of the linear being prefilled
+        self._norm_counts: dict[torch.device, torch.Tensor] = {}  # add_rmsnorm's per-row program counters
         self.attention_dot: dict[int, bool] = {}  # rows -> use the tensor-core decode attention
+
+    def _pdl(self, device: torch.device, rows: int) -> dict[str, bool]:
+        """Launch arguments: the kernels' PDL flag, and Triton's launch option where it is on."""
+        if rows <= self.pdl_rows and pdl_supported(device):
+            return {"PDL": True, "launch_pdl": True}
+        return {"PDL": False}
 
     # -- int4 linears ------------------------------------------------------------------------------------
     def default_config(self, w: Int4Weight, rows: int) -> LinearConfig:
@@ -102,13 +136,14 @@ class TritonOps:
         zeros = w.zeros if w.zeros is not None else w.scales
         perm = w.perm if w.perm is not None else w.qweight
         flags = {"GROUP": w.group_size, "HAS_PERM": w.perm is not None, "HAS_ZEROS": w.zeros is not None,
-                 "BLOCK_N": cfg.block_n, "num_warps": cfg.warps}
+                 "BLOCK_N": cfg.block_n, "num_warps": cfg.warps, **self._pdl(x.device, rows)}
         if cfg.kind == "gemv":
             if rows != 1:
                 raise ValueError("the gemv kernel takes one row")
             mode = "dot" if cfg.use_asm and dot_ready(w) else "f32"
             w4_gemv_kernel[(n // cfg.block_n, cfg.split_k)](
-                x, w.qweight, w.scales, zeros, perm, out, n, k, cfg.split_k, rows * n, MODE=mode, **flags)
+                x, w.qweight, w.scales, zeros, perm, out, n, k, cfg.split_k, rows * n, MODE=mode,
+                UNROLL=cfg.unroll, AHEAD=cfg.ahead, STAGES=cfg.stages, **flags)
         else:
             grid = (n // cfg.block_n, cfg.split_k, math.ceil(rows / cfg.block_m))
             if cfg.variant and not dot_ready(w):
@@ -135,23 +170,37 @@ class TritonOps:
     # -- tuning ------------------------------------------------------------------------------------------
     def candidates(self, w: Int4Weight, bucket: int) -> list[LinearConfig]:
         n, k = w.out_features, w.in_features
-        splits = [s for s in (1, 2, 4, 8, 16) if s == 1 or s * 2 <= k // 128]
+        blocks = k // 128
+        splits = [s for s in (1, 2, 4, 8, 16) if s == 1 or s * 2 <= blocks]
         found = []
         blocks_n = [b for b in (64, 128, 256) if n % b == 0]
         if bucket == 1:
             fast = self.use_asm and dot_ready(w)
-            for bn in (b for b in blocks_n if b >= 128):
+            for bn in (b for b in blocks_n if b >= 128):  # one block per iteration, the next one loading
                 for warps in (4, 8):
                     found += [LinearConfig("gemv", 1, bn, s, warps, fast) for s in splits]
+            for bn, warps in ((64, 4), (128, 4), (256, 8)):  # the tile after next loading: an iteration to arrive
+                if bn in blocks_n:
+                    found += [LinearConfig("gemv", 1, bn, s, warps, fast, ahead=2) for s in splits if s >= 2]
+            for bn, warps, unroll, ahead in UNROLLED:  # several blocks per iteration, a few iterations
+                if n % bn == 0:
+                    for iters in (1, 2) if ahead == 1 else (2, 4):
+                        s = -(-blocks // (unroll * iters))
+                        if 2 <= s <= 32:
+                            found.append(LinearConfig("gemv", 1, bn, s, warps, fast, unroll=unroll, ahead=ahead))
+            for bn in (b for b in blocks_n if b in (128, 256)):  # Triton's pipelining through shared memory
+                for stages in (3, 4):
+                    found += [LinearConfig("gemv", 1, bn, s, 4, fast, stages=stages) for s in (4, 8) if s in splits]
             if fast and 128 in blocks_n:  # the plain fp32 loop, as a check on the f16x2 one
                 found += [LinearConfig("gemv", 1, 128, s, 4, False) for s in splits if s in (2, 8)]
+            return found or [self.default_config(w, 1)]
         block_m = min(64, max(16, bucket))
         mma_splits = [s for s in splits if s <= 8]
         if dot_ready(w):
             for bn, warps in ((64, 4), (128, 4), (256, 8)):  # W^T x^T on wgmma: the weight tile is the big side
                 if bn in blocks_n:
                     found += [LinearConfig("mma", block_m, bn, s, warps, self.use_asm, 2) for s in mma_splits]
-            if bucket > 1 and 128 in blocks_n:
+            if 128 in blocks_n:
                 found += [LinearConfig("mma", block_m, 128, s, 4, self.use_asm, 1) for s in mma_splits]
         else:
             for bn in (b for b in blocks_n if b <= 128):
@@ -193,7 +242,8 @@ class TritonOps:
                     errors = "; ".join(sorted({e for _, _, e in timings if e}))[:800]
                     raise RuntimeError(f"no int4 kernel ran correctly for {first.in_features}x{first.out_features} "
                                        f"at {bucket} rows: {errors}")
-                best_t, best = min(ok, key=lambda item: item[0])
+                split_s = 4 * bucket * first.out_features / SPLIT_READ_BYTES_PER_S  # one split's read, seconds
+                best_t, best = min(ok, key=lambda item: item[0] + item[1].split_k * split_s)
                 self.configs[_shape_key(first, bucket)] = best
                 nbytes = first.qweight.nbytes + first.scales.nbytes
                 report.append({"k": first.in_features, "n": first.out_features, "rows": bucket,
@@ -268,12 +318,20 @@ class TritonOps:
 
         rows, hidden = h.shape
         out = torch.empty_like(h)
-        block = triton_next_pow2(hidden)
         d = h if delta is None else delta
         splits = 1 if delta is None else delta.shape[0]
-        add_rmsnorm_kernel[(rows,)](h, d, weight, out, hidden, d.stride(0) if delta is not None else 0,
-                                    hidden, eps, S=splits, HAS_DELTA=delta is not None, BLOCK=block,
-                                    num_warps=min(16, max(4, block // 512)))
+        block = triton_next_pow2(hidden)
+        if rows * triton_cdiv(hidden, self.norm_block) <= NORM_PROGRAMS:  # few rows: several programs each
+            block = min(block, self.norm_block)
+        chunks = triton_cdiv(hidden, block)
+        counts = self._norm_counts.get(h.device)
+        if counts is None:  # one counter per row, growing forever (see the kernel)
+            counts = self._norm_counts[h.device] = torch.zeros(NORM_PROGRAMS, dtype=torch.int64, device=h.device)
+        part = torch.empty((rows, chunks), dtype=torch.float32, device=h.device) if chunks > 1 else out
+        add_rmsnorm_kernel[(chunks, rows)](
+            h, d, weight, out, part, counts, hidden, d.stride(0) if delta is not None else 0, hidden, eps,
+            S=splits, HAS_DELTA=delta is not None, BLOCK=block, CHUNKS=chunks,
+            num_warps=min(16, max(4, block // 512)), **self._pdl(h.device, rows))
         return out
 
     def rope_write(self, qkv: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor, cos: torch.Tensor,
@@ -286,7 +344,8 @@ class TritonOps:
         q = torch.empty((rows, heads, d), dtype=k_cache.dtype, device=qkv.device)
         rope_write_kernel[(rows, heads + kv_heads)](
             qkv, positions, slots, cos, sin, q, k_cache, v_cache, qkv.stride(0), qkv.stride(1),
-            heads * d, k_cache.stride(0), S=splits, HEADS=heads, KV_HEADS=kv_heads, D=d, num_warps=1)
+            heads * d, k_cache.stride(0), S=splits, HEADS=heads, KV_HEADS=kv_heads, D=d, num_warps=1,
+            **self._pdl(qkv.device, rows))
         return q
 
     def silu_mul(self, gu: torch.Tensor) -> torch.Tensor:
@@ -295,9 +354,10 @@ class TritonOps:
         splits, rows, n = gu.shape
         inter = n // 2
         out = torch.empty((rows, inter), dtype=torch.float16, device=gu.device)
-        block = 1024
+        block = 1024 if rows > 1 else 512
         silu_mul_kernel[(rows, triton_cdiv(inter, block))](gu, out, inter, gu.stride(0), gu.stride(1),
-                                                           S=splits, BLOCK=block, num_warps=4)
+                                                           S=splits, BLOCK=block, num_warps=4,
+                                                           **self._pdl(gu.device, rows))
         return out
 
     def decode_attention(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
@@ -315,20 +375,21 @@ class TritonOps:
         kernel = paged_decode_dot_kernel if dot else paged_decode_kernel
         group = heads // k_cache.shape[1]
         out = torch.empty((rows, heads, d), dtype=q.dtype, device=q.device)
+        pdl = self._pdl(q.device, rows)
         if splits == 1:
             kernel[(rows, heads, 1)](
                 q, k_cache, v_cache, block_table, lengths, out, out, scale, 1, q.stride(0), q.stride(1),
                 k_cache.stride(0), block_table.stride(0), out.stride(0), out.stride(1), 0,
-                GROUP=group, D=d, PAGE=page, FINAL=True, num_warps=4)
+                GROUP=group, D=d, PAGE=page, FINAL=True, num_warps=4, **pdl)
             return out.view(rows, heads * d)
         part = torch.empty((rows, heads, splits, d), dtype=torch.float32, device=q.device)
         ml = torch.empty((rows, heads, splits, 2), dtype=torch.float32, device=q.device)
         kernel[(rows, heads, splits)](
             q, k_cache, v_cache, block_table, lengths, part, ml, scale, splits, q.stride(0), q.stride(1),
             k_cache.stride(0), block_table.stride(0), part.stride(0), part.stride(1), part.stride(2),
-            GROUP=group, D=d, PAGE=page, FINAL=False, num_warps=4)
+            GROUP=group, D=d, PAGE=page, FINAL=False, num_warps=4, **pdl)
         split_merge_kernel[(rows, heads)](part, ml, out, splits, part.stride(0), part.stride(1), part.stride(2),
-                                          out.stride(0), out.stride(1), D=d, MAX_SPLITS=16, num_warps=4)
+                                          out.stride(0), out.stride(1), D=d, MAX_SPLITS=16, num_warps=4, **pdl)
         return out.view(rows, heads * d)
 
 
@@ -353,7 +414,8 @@ def _graph_time(fn: Any, repeats: int) -> float:
 
 def _label(cfg: LinearConfig) -> str:
     variant = ("dot" if cfg.use_asm else "f32") if cfg.kind == "gemv" else f"v{cfg.variant}"
-    return f"{cfg.kind}-{variant}-m{cfg.block_m}-n{cfg.block_n}-s{cfg.split_k}-w{cfg.warps}"
+    pipe = "" if cfg.kind != "gemv" else f"-u{cfg.unroll}-a{cfg.ahead}" + (f"-p{cfg.stages}" if cfg.stages > 1 else "")
+    return f"{cfg.kind}-{variant}-m{cfg.block_m}-n{cfg.block_n}-s{cfg.split_k}-w{cfg.warps}{pipe}"
 
 
 def triton_next_pow2(n: int) -> int:

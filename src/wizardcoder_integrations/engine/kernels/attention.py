@@ -11,6 +11,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from wizardcoder_integrations.engine.kernels.grid_dep import gdc_launch_dependents, gdc_wait
+
 __all__ = ["paged_decode_dot_kernel", "paged_decode_kernel", "split_merge_kernel"]
 
 
@@ -18,9 +20,12 @@ __all__ = ["paged_decode_dot_kernel", "paged_decode_kernel", "split_merge_kernel
 def paged_decode_kernel(
     q_ptr, k_ptr, v_ptr, bt_ptr, len_ptr, o_ptr, ml_ptr,
     scale, splits, stride_qb, stride_qh, stride_kt, stride_bt, stride_ob, stride_oh, stride_os,
-    GROUP: tl.constexpr, D: tl.constexpr, PAGE: tl.constexpr, FINAL: tl.constexpr,
+    GROUP: tl.constexpr, D: tl.constexpr, PAGE: tl.constexpr, FINAL: tl.constexpr, PDL: tl.constexpr = False,
 ):
     """grid (rows, heads, splits). FINAL (one split) writes fp16 output; else fp32 partials + (m, l)."""
+    if PDL:
+        gdc_launch_dependents()
+        gdc_wait()
     b = tl.program_id(0)
     h = tl.program_id(1)
     s = tl.program_id(2)
@@ -65,10 +70,13 @@ def paged_decode_kernel(
 def paged_decode_dot_kernel(
     q_ptr, k_ptr, v_ptr, bt_ptr, len_ptr, o_ptr, ml_ptr,
     scale, splits, stride_qb, stride_qh, stride_kt, stride_bt, stride_ob, stride_oh, stride_os,
-    GROUP: tl.constexpr, D: tl.constexpr, PAGE: tl.constexpr, FINAL: tl.constexpr,
+    GROUP: tl.constexpr, D: tl.constexpr, PAGE: tl.constexpr, FINAL: tl.constexpr, PDL: tl.constexpr = False,
 ):
     """As :func:`paged_decode_kernel`, with both products on tensor cores: the query is broadcast to 16
     identical rows (the smallest dot), so no reduction crosses threads; row 0 is the answer."""
+    if PDL:
+        gdc_launch_dependents()
+        gdc_wait()
     b = tl.program_id(0)
     h = tl.program_id(1)
     s = tl.program_id(2)
@@ -116,9 +124,12 @@ def paged_decode_dot_kernel(
 @triton.jit
 def split_merge_kernel(
     part_ptr, ml_ptr, o_ptr, splits, stride_pb, stride_ph, stride_ps, stride_ob, stride_oh,
-    D: tl.constexpr, MAX_SPLITS: tl.constexpr,
+    D: tl.constexpr, MAX_SPLITS: tl.constexpr, PDL: tl.constexpr = False,
 ):
     """grid (rows, heads): out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s."""
+    if PDL:
+        gdc_launch_dependents()
+        gdc_wait()
     b = tl.program_id(0)
     h = tl.program_id(1)
     s = tl.arange(0, MAX_SPLITS)

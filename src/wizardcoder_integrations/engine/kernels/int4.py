@@ -9,7 +9,10 @@ their partner pair, and every slice of 32 rows lies inside one group for group s
 * ``w4_gemv_kernel`` (one activation row): ``MODE="dot"`` multiplies and sums the fp16 pairs with f16x2
   instructions (weights pre-scaled by 1/8 so sums of four products stay far from fp16 overflow), about two
   instructions per weight; ``MODE="f32"`` is the plain shift-and-mask version (any group size, asymmetric zero
-  points, and the only one Triton's interpreter can run).
+  points, and the only one Triton's interpreter can run). At batch 1 the kernel is bound by latency rather
+  than bandwidth, so what it tunes is how much is in flight: several 128-row blocks per iteration
+  (``UNROLL``), tiles requested one or two iterations before their use (``AHEAD``; the compiler sinks a load
+  to the end of the iteration before its use, so one ahead overlaps little), or Triton's own pipelining.
 * ``w4_mma_kernel`` (several rows): tensor cores, one 16-row slice of a word per ``tl.dot``.
 * ``w4_dequant_kernel``: the fp16 weight for prefill's dense matmul.
 
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import triton
 import triton.language as tl
+
+from wizardcoder_integrations.engine.kernels.grid_dep import gdc_launch_dependents, gdc_wait
 
 __all__ = ["w4_dequant_kernel", "w4_gemv_kernel", "w4_mma_kernel"]
 
@@ -138,14 +143,72 @@ def _x_pair(x_ptr, perm_ptr, k, HAS_PERM: tl.constexpr):
 
 
 @triton.jit
-def _scale(s_ptr, g, offs_n, N):
-    return tl.load(s_ptr + g * N + offs_n).to(tl.float32)[None, :]
+def _scale_rows(s_ptr, g, offs_n, N, valid):
+    """Scales of groups g [R] as an [R, BN] fp16 tile in the weights' layout; rows past the split read 0."""
+    return tl.load(s_ptr + g[:, None] * N + offs_n[None, :], mask=valid[:, None], other=0.0)
 
 
 @triton.jit
-def _scale_tile(s_ptr, g, r, offs_n, N):
-    """Scales of group g as a [16, BN] tile in the weights' layout (each thread reads its own columns)."""
-    return tl.load(s_ptr + g * N + offs_n[None, :] + 0 * r[:, None]).to(tl.float32)
+def _tile_weights(qw_ptr, s_ptr, b, b1, i, offs_n, N, GROUP: tl.constexpr, SCALES: tl.constexpr):
+    """The words [R, BN] of the tile of 128-row blocks starting at b (word row i of the tile is row b*16 + i),
+    and, with SCALES (one group per block), their scales; rows past block b1 read as 0."""
+    blk = i // 16
+    valid = b + blk < b1
+    w = tl.load(qw_ptr + (b * 16 + i)[:, None] * N + offs_n[None, :], mask=valid[:, None], other=0)
+    if SCALES:
+        s = _scale_rows(s_ptr, (tl.minimum(b + blk, b1 - 1) * 128) // GROUP, offs_n, N, valid)
+    else:
+        s = tl.zeros([1, 1], dtype=tl.float16)
+    return w, s
+
+
+@triton.jit
+def _tile_acts(x_ptr, perm_ptr, b, b1, i, HAS_PERM: tl.constexpr):
+    """Activation pairs [R, 1] of the four 32-row slices of each word row (clamped to the split's blocks)."""
+    base = tl.minimum(b + i // 16, b1 - 1) * 128 + 2 * (i % 16)
+    return (_x_pair(x_ptr, perm_ptr, base, HAS_PERM)[:, None], _x_pair(x_ptr, perm_ptr, base + 32, HAS_PERM)[:, None],
+            _x_pair(x_ptr, perm_ptr, base + 64, HAS_PERM)[:, None],
+            _x_pair(x_ptr, perm_ptr, base + 96, HAS_PERM)[:, None])
+
+
+@triton.jit
+def _gemv_tile(acc, w, xs, s, x_ptr, s_ptr, z_ptr, perm_ptr, b, b1, i, offs_n, N,
+               GROUP: tl.constexpr, HAS_PERM: tl.constexpr, HAS_ZEROS: tl.constexpr, MODE: tl.constexpr):
+    """acc [R, BN] += this tile's products (xs and s as loaded by the two functions above)."""
+    blk = i // 16
+    valid = b + blk < b1  # rows of a last, partial tile add nothing: their scales read as 0
+    base = tl.minimum(b + blk, b1 - 1) * 128  # [R] first row of each word row's block
+    if MODE == "dot":  # symmetric, GROUP in {>= 128, 64, 32}; sums of (q - 8) / 8 * x
+        x0, x1, x2, x3 = xs
+        if GROUP >= 128:
+            p = tl.inline_asm_elementwise(_DOT1, "=r,r,r,r,r,r", [w, x0, x1, x2, x3], dtype=tl.float32,
+                                          is_pure=True, pack=1)
+            acc += p * s.to(tl.float32)
+        elif GROUP == 64:
+            pa, pb = tl.inline_asm_elementwise(_DOT2, "=r,=r,r,r,r,r,r", [w, x0, x1, x2, x3],
+                                               dtype=(tl.float32, tl.float32), is_pure=True, pack=1)
+            g = base // 64
+            acc += pa * _scale_rows(s_ptr, g, offs_n, N, valid).to(tl.float32)
+            acc += pb * _scale_rows(s_ptr, g + 1, offs_n, N, valid).to(tl.float32)
+        else:
+            p0, p1, p2, p3 = tl.inline_asm_elementwise(_DOT4, "=r,=r,=r,=r,r,r,r,r,r", [w, x0, x1, x2, x3],
+                                                       dtype=(tl.float32,) * 4, is_pure=True, pack=1)
+            g = base // 32
+            acc += p0 * _scale_rows(s_ptr, g, offs_n, N, valid).to(tl.float32)
+            acc += p1 * _scale_rows(s_ptr, g + 1, offs_n, N, valid).to(tl.float32)
+            acc += p2 * _scale_rows(s_ptr, g + 2, offs_n, N, valid).to(tl.float32)
+            acc += p3 * _scale_rows(s_ptr, g + 3, offs_n, N, valid).to(tl.float32)
+    else:  # "f32": any GROUP (multiple of 16), optional zero points
+        r = i % 16
+        for j in tl.static_range(8):
+            k = base + _row_of(j, r)  # [R]
+            d = ((w >> (4 * j)) & 15).to(tl.float32) - 8.0
+            x = tl.load(x_ptr + _x_index(perm_ptr, k, HAS_PERM)).to(tl.float32)[:, None]
+            g = k // GROUP
+            if HAS_ZEROS:
+                d += 8.0 - tl.load(z_ptr + g[:, None] * N + offs_n[None, :]).to(tl.float32)
+            acc += d * x * _scale_rows(s_ptr, g, offs_n, N, valid).to(tl.float32)
+    return acc
 
 
 @triton.jit
@@ -153,54 +216,60 @@ def w4_gemv_kernel(
     x_ptr, qw_ptr, s_ptr, z_ptr, perm_ptr, out_ptr,
     N, K, SPLIT_K, stride_os,
     GROUP: tl.constexpr, BLOCK_N: tl.constexpr, HAS_PERM: tl.constexpr, HAS_ZEROS: tl.constexpr,
-    MODE: tl.constexpr,
+    MODE: tl.constexpr, UNROLL: tl.constexpr = 1, AHEAD: tl.constexpr = 1, STAGES: tl.constexpr = 1,
+    PDL: tl.constexpr = False,
 ):
-    """One activation row: out[split, 0, n] = sum over this split's k of x[k] * W[k, n] (CUDA cores)."""
+    """One activation row: out[split, 0, n] = sum over this split's k of x[k] * W[k, n] (CUDA cores).
+
+    An iteration multiplies UNROLL blocks of 128 rows, one [16 * UNROLL, BLOCK_N] tile of words. With
+    STAGES == 1 the tiles AHEAD (1 or 2) iterations on are already loading into registers (words, scales and
+    activations: a tile's loads are in flight a whole iteration before their use); STAGES > 1 leaves the
+    pipelining to Triton (through shared memory). With PDL the first tiles' words and scales are requested
+    before waiting for the kernel that writes x, so they stream in while that kernel finishes.
+    """
+    if PDL:
+        gdc_launch_dependents()
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    r = tl.arange(0, 16)
+    i = tl.arange(0, 16 * UNROLL)  # word row inside the tile
     blocks = K // 128
     per = tl.cdiv(blocks, SPLIT_K)
     b0 = pid_k * per
     b1 = tl.minimum(b0 + per, blocks)
-    acc = tl.zeros([16, BLOCK_N], dtype=tl.float32)
-    w_ptrs = qw_ptr + r[:, None] * N + offs_n[None, :]
-    w_next = tl.load(w_ptrs + b0 * 16 * N, mask=b0 < b1, other=0)  # [16, BN] int32, one block ahead
-    for b in range(b0, b1):
-        w = w_next
-        w_next = tl.load(w_ptrs + (b + 1) * 16 * N, mask=b + 1 < b1, other=0)
-        base = b * 128
-        if MODE == "dot":  # symmetric, GROUP in {>= 128, 64, 32}; sums of (q - 8) / 8 * x
-            x0 = _x_pair(x_ptr, perm_ptr, base + 2 * r, HAS_PERM)[:, None]
-            x1 = _x_pair(x_ptr, perm_ptr, base + 32 + 2 * r, HAS_PERM)[:, None]
-            x2 = _x_pair(x_ptr, perm_ptr, base + 64 + 2 * r, HAS_PERM)[:, None]
-            x3 = _x_pair(x_ptr, perm_ptr, base + 96 + 2 * r, HAS_PERM)[:, None]
-            if GROUP >= 128:
-                p = tl.inline_asm_elementwise(_DOT1, "=r,r,r,r,r,r", [w, x0, x1, x2, x3], dtype=tl.float32,
-                                              is_pure=True, pack=1)
-                acc += p * _scale_tile(s_ptr, base // GROUP, r, offs_n, N)
-            elif GROUP == 64:
-                pa, pb = tl.inline_asm_elementwise(_DOT2, "=r,=r,r,r,r,r,r", [w, x0, x1, x2, x3],
-                                                   dtype=(tl.float32, tl.float32), is_pure=True, pack=1)
-                g = base // 64
-                acc += pa * _scale_tile(s_ptr, g, r, offs_n, N) + pb * _scale_tile(s_ptr, g + 1, r, offs_n, N)
+    acc = tl.zeros([16 * UNROLL, BLOCK_N], dtype=tl.float32)
+    SCALES: tl.constexpr = MODE == "dot" and GROUP >= 128  # scales travel with the words
+    ACTS: tl.constexpr = MODE == "dot"  # and so do the activations
+    if STAGES == 1:
+        w1, s1 = _tile_weights(qw_ptr, s_ptr, b0, b1, i, offs_n, N, GROUP, SCALES)
+        if AHEAD == 2:
+            w2, s2 = _tile_weights(qw_ptr, s_ptr, b0 + UNROLL, b1, i, offs_n, N, GROUP, SCALES)
+    if PDL:
+        gdc_wait()
+    if STAGES == 1 and ACTS:
+        xs1 = _tile_acts(x_ptr, perm_ptr, b0, b1, i, HAS_PERM)
+        if AHEAD == 2:
+            xs2 = _tile_acts(x_ptr, perm_ptr, b0 + UNROLL, b1, i, HAS_PERM)
+    for b in tl.range(b0, b1, UNROLL, num_stages=STAGES):
+        if STAGES == 1:  # this iteration's tile is in registers: request the one AHEAD iterations on
+            w, s = w1, s1
+            xs = xs1 if ACTS else None
+            nxt = b + AHEAD * UNROLL
+            if AHEAD == 2:
+                w1, s1 = w2, s2
+                w2, s2 = _tile_weights(qw_ptr, s_ptr, nxt, b1, i, offs_n, N, GROUP, SCALES)
+                if ACTS:
+                    xs1 = xs2
+                    xs2 = _tile_acts(x_ptr, perm_ptr, nxt, b1, i, HAS_PERM)
             else:
-                p0, p1, p2, p3 = tl.inline_asm_elementwise(_DOT4, "=r,=r,=r,=r,r,r,r,r,r", [w, x0, x1, x2, x3],
-                                                           dtype=(tl.float32,) * 4, is_pure=True, pack=1)
-                g = base // 32
-                acc += p0 * _scale_tile(s_ptr, g, r, offs_n, N) + p1 * _scale_tile(s_ptr, g + 1, r, offs_n, N)
-                acc += p2 * _scale_tile(s_ptr, g + 2, r, offs_n, N) + p3 * _scale_tile(s_ptr, g + 3, r, offs_n, N)
-        else:  # "f32": any GROUP (multiple of 16), optional zero points
-            for j in tl.static_range(8):
-                k = base + _row_of(j, r)  # [16]
-                d = ((w >> (4 * j)) & 15).to(tl.float32) - 8.0
-                x = tl.load(x_ptr + _x_index(perm_ptr, k, HAS_PERM)).to(tl.float32)[:, None]
-                g = (k // GROUP)[:, None]
-                s = tl.load(s_ptr + g * N + offs_n[None, :]).to(tl.float32)
-                if HAS_ZEROS:
-                    d += 8.0 - tl.load(z_ptr + g * N + offs_n[None, :]).to(tl.float32)
-                acc += d * x * s
+                w1, s1 = _tile_weights(qw_ptr, s_ptr, nxt, b1, i, offs_n, N, GROUP, SCALES)
+                if ACTS:
+                    xs1 = _tile_acts(x_ptr, perm_ptr, nxt, b1, i, HAS_PERM)
+        else:
+            w, s = _tile_weights(qw_ptr, s_ptr, b, b1, i, offs_n, N, GROUP, SCALES)
+            xs = _tile_acts(x_ptr, perm_ptr, b, b1, i, HAS_PERM) if ACTS else None
+        acc = _gemv_tile(acc, w, xs, s, x_ptr, s_ptr, z_ptr, perm_ptr, b, b1, i, offs_n, N, GROUP, HAS_PERM,
+                         HAS_ZEROS, MODE)
     out = tl.sum(acc, axis=0)  # [BN]
     if MODE == "dot":
         out = out * 8.0
@@ -225,7 +294,7 @@ def w4_mma_kernel(
     x_ptr, qw_ptr, s_ptr, z_ptr, perm_ptr, out_ptr,
     M, N, K, SPLIT_K, stride_xm, stride_os, stride_om,
     GROUP: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, HAS_PERM: tl.constexpr,
-    HAS_ZEROS: tl.constexpr, USE_ASM: tl.constexpr, VARIANT: tl.constexpr,
+    HAS_ZEROS: tl.constexpr, USE_ASM: tl.constexpr, VARIANT: tl.constexpr, PDL: tl.constexpr = False,
 ):
     """Several activation rows: out[split, m, n] on tensor cores.
 
@@ -233,6 +302,9 @@ def w4_mma_kernel(
     VARIANT 1: the two nibbles of a 32-row slice joined into one K=32 operand (symmetric, GROUP >= 32).
     VARIANT 2: as 1, computing out^T = W^T x^T so the weight tile is the large (M) side of the product.
     """
+    if PDL:
+        gdc_launch_dependents()
+        gdc_wait()
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
     pid_m = tl.program_id(2)
