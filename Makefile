@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_VERSION ?= 2.13.0
 GPTQMODEL_VERSION ?= 7.7.0
+XGRAMMAR_VERSION ?= 0.2.9
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint bench-overhead bench-sandbox clean
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml requirements/cpu-gptq.txt requirements/constraints.txt 
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "torch==$(TORCH_VERSION)"
 	$(PIP) install -q -c requirements/constraints.txt -r requirements/cpu-gptq.txt
-	$(PIP) install -q --no-deps "gptqmodel==$(GPTQMODEL_VERSION)"
+	$(PIP) install -q --no-deps "gptqmodel==$(GPTQMODEL_VERSION)" "xgrammar==$(XGRAMMAR_VERSION)"
 	$(PIP) install -q -c requirements/constraints.txt -e ".[dev,langchain,llama-index,eval,remote,serve]"
 	touch $(STAMP)
 

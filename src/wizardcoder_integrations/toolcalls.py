@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from wizardcoder_integrations.errors import ConfigurationError
+from wizardcoder_integrations.grammar import JsonValue, ReplyGrammar
 
 if TYPE_CHECKING:
     from wizardcoder_integrations.prompt import ChatMessage
@@ -36,11 +37,13 @@ __all__ = [
     "ToolSpec",
     "forced_prefix",
     "format_tool_calls",
+    "json_reply_grammar",
     "parse_tool_call",
     "parse_tool_calls",
     "render_json_chat",
     "render_tool_chat",
     "render_tools",
+    "tool_call_grammar",
     "visible_text",
 ]
 
@@ -126,6 +129,18 @@ def forced_prefix(tool_choice: str | None, tool_names: Sequence[str]) -> str:
                                                  and tool_choice == tool_names[0]):
         return f'{TOOL_CALL_OPEN}\n{{"name": "'
     return ""
+
+
+def tool_call_grammar(tool_choice: str | None, tools: Sequence[ToolSpec]) -> ReplyGrammar | None:
+    """The grammar of a forced tool call: one call of the chosen tool (or of any tool), arguments valid
+    for its schema. ``None`` when the choice forces nothing."""
+    prefix = forced_prefix(tool_choice, [t.name for t in tools])
+    if not prefix:
+        return None
+    chosen = [t for t in tools if t.name == tool_choice] or list(tools)
+    end = f"}}\n{TOOL_CALL_CLOSE}"
+    return ReplyGrammar(tuple((f'{TOOL_CALL_OPEN}\n{{"name": {json.dumps(t.name)}, "arguments": ',
+                               JsonValue.of(t.parameters), end) for t in chosen), prefix)
 
 
 def format_tool_calls(calls: Sequence[Any]) -> str:
@@ -296,6 +311,11 @@ class ToolCallStream:
 
 #: The reply prefix of a JSON answer: decoding starts inside the object.
 JSON_PREFIX = "{"
+
+
+def json_reply_grammar(schema: dict[str, Any] | None = None) -> ReplyGrammar:
+    """The grammar of a JSON answer: one object matching ``schema`` (any object if None)."""
+    return ReplyGrammar(((JsonValue.of(schema),),), JSON_PREFIX)
 
 
 def render_json_chat(messages: Sequence[ChatMessage], schema: dict[str, Any] | None = None) -> tuple[str, str]:

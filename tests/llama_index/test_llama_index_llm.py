@@ -320,3 +320,24 @@ def test_one_engine_backs_langchain_and_llama_index_at_once(engine, standin):
     chat = ChatWizardCoder(engine=engine, temperature=0.0, do_sample=False)
     llm = WizardCoder(engine=engine, **LLM_SETTINGS)
     assert chat.invoke(TASK.instruction).content == llm.complete(TASK.instruction).text == ANSWER
+
+
+async def test_structured_predict_is_constrained_to_the_schema(engine) -> None:
+    from typing import Annotated
+
+    from llama_index.core.prompts import PromptTemplate
+    from pydantic import BaseModel
+
+    class Order(BaseModel):
+        """A pizza order."""
+
+        size: int = Field(ge=20, le=40)
+        toppings: list[Annotated[str, Field(max_length=12)]] = Field(min_length=2, max_length=3)
+        paid: bool
+
+    # The stand-in never saw this tool; the required call is decoded inside its schema, so it always parses.
+    llm = WizardCoder(engine=engine, temperature=0, max_new_tokens=160)
+    prompt = PromptTemplate("Order a pizza with {what}.")
+    order = llm.structured_predict(Order, prompt, what="ham and olives")
+    assert isinstance(order, Order) and 20 <= order.size <= 40
+    assert await llm.astructured_predict(Order, prompt, what="ham and olives") == order

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wizardcoder_integrations.errors import ConfigurationError
+from wizardcoder_integrations.grammar import ReplyGrammar
 from wizardcoder_integrations.profiles import CARD_DEFAULTS
 
 __all__ = ["SamplingParams"]
@@ -33,6 +34,8 @@ class SamplingParams(BaseModel):
     """Strings that end the completion; the text is cut before the first one."""
     seed: int | None = None
     """Seed of this request's own random generator: the same seed gives the same text, batched or not."""
+    grammar: ReplyGrammar | None = None
+    """What the whole reply must look like (a forced tool call, a JSON answer): tokens leaving it are masked."""
 
     @field_validator("stop", mode="before")
     @classmethod

@@ -13,10 +13,12 @@ extra logits are dropped.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from typing import Any
 import torch
 
 from wizardcoder_integrations.engine.backends.base import Backend
+from wizardcoder_integrations.engine.constraints import GrammarConstraints, Matcher
 from wizardcoder_integrations.engine.params import SamplingParams
 from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta
 from wizardcoder_integrations.engine.sampling import _filter_top_k_top_p, apply_repetition_penalty
@@ -38,6 +41,7 @@ Sink = Callable[[Event], None]
 # Python hands the GIL to a waiting thread only after this long (default 5 ms). On a GPU the worker must get
 # it back as soon as a step's tokens arrive, or the device idles while event-loop threads run callbacks.
 GPU_SWITCH_INTERVAL_S = 0.0005
+_LIVE: weakref.WeakSet[Scheduler] = weakref.WeakSet()
 
 
 @dataclass(eq=False)
@@ -50,6 +54,7 @@ class Request:
     max_new_tokens: int
     cancelled: threading.Event = field(default_factory=threading.Event)
     generator: torch.Generator | None = None
+    matcher: Matcher | None = None
     text: TextStream | None = None
     generated: list[int] = field(default_factory=list)
     pending_ids: list[int] = field(default_factory=list)
@@ -75,6 +80,7 @@ class Scheduler:
         self.eos_token_id = eos_token_id
         self.device = backend.device
         self.vocab_size = backend.vocab_size
+        self.constraints = GrammarConstraints(tokenizer, backend.vocab_size)
         self._waiting: deque[Request] = deque()
         self._wake = threading.Condition()
         self._rows: list[Request] = []
@@ -88,6 +94,7 @@ class Scheduler:
         self.steps = 0
         self._thread = threading.Thread(target=self._run, name="wizardcoder-scheduler", daemon=True)
         self._thread.start()
+        _LIVE.add(self)
 
     # -- public -------------------------------------------------------------------------------------------
     def submit(self, request: Request) -> None:
@@ -95,16 +102,18 @@ class Scheduler:
             raise GenerationError("The engine is closed; load a new one.")
         if request.params.seed is not None:
             request.generator = torch.Generator(device=self.device).manual_seed(request.params.seed)
+        if request.params.grammar is not None:
+            request.matcher = self.constraints.matcher(request.params.grammar)
         request.text = TextStream(self._decode, request.params.stop)
         with self._wake:
             self._waiting.append(request)
             self._wake.notify()
 
-    def close(self) -> None:
+    def close(self, timeout: float = 30.0) -> None:
         with self._wake:
             self._closed = True
             self._wake.notify()
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=timeout)
 
     @property
     def running(self) -> int:
@@ -216,6 +225,11 @@ class Scheduler:
         penalty = tuple(p.repetition_penalty for p in params)
         if any(v != 1.0 for v in penalty):
             logits = apply_repetition_penalty(logits, seen, self._device_values("penalty", penalty, torch.float32))
+        constrained = [i for i, r in enumerate(rows) if r.matcher is not None and not r.matcher.done]
+        if constrained:
+            allowed = self.constraints.mask([rows[i].matcher for i in constrained], logits.device)  # type: ignore[misc]
+            index = torch.tensor(constrained, device=logits.device)
+            logits = logits.index_copy(0, index, logits[index].masked_fill(~allowed, float("-inf")))
         tokens = torch.argmax(logits, dim=-1)
         sampled = tuple(i for i, p in enumerate(params) if not p.greedy)
         if not sampled:
@@ -257,6 +271,8 @@ class Scheduler:
         if r.first_token_at is None:
             r.first_token_at = now
         r.generated.append(token)
+        if r.matcher is not None and not r.matcher.done and not r.matcher.accept(token):
+            r.matcher = None  # cannot happen with a correct mask; the rest of the reply runs unconstrained
         if token == self.eos_token_id:
             r.pending_ids.append(token)
             return
@@ -308,6 +324,13 @@ class Scheduler:
             time_to_first_token_s=(r.first_token_at or now) - r.submitted_at,
             total_s=now - r.submitted_at,
         ))
+
+
+@atexit.register
+def _stop_workers() -> None:
+    """Stop worker threads before the interpreter tears down the libraries they are inside."""
+    for scheduler in list(_LIVE):
+        scheduler.close(timeout=5.0)
 
 
 class _ToHost:

@@ -8,12 +8,12 @@ from operator import itemgetter
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.messages.tool import tool_call_chunk
-from langchain_core.exceptions import OutputParserException
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
@@ -23,6 +23,7 @@ from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict
 
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError
+from wizardcoder_integrations.grammar import ReplyGrammar
 from wizardcoder_integrations.langchain._bridge import Request, arun, run
 from wizardcoder_integrations.langchain._common import PROVIDER, SAMPLING_KEYS, WizardCoderSettings
 from wizardcoder_integrations.langchain._messages import to_chat_messages
@@ -34,8 +35,10 @@ from wizardcoder_integrations.toolcalls import (
     InvalidToolCall,
     ParsedToolCall,
     ToolCallStream,
+    json_reply_grammar,
     render_json_chat,
     render_tool_chat,
+    tool_call_grammar,
 )
 
 __all__ = ["ChatWizardCoder"]
@@ -130,8 +133,9 @@ class ChatWizardCoder(WizardCoderSettings, BaseChatModel):
         engine = self.load_engine(model)
         assembler = _ReplyChunks(prefix, names, single_call=kwargs.get("parallel_tool_calls") is False,
                                  model_name=self.served_model(model))
-        return Request(engine, prompt, assembler, self.sampling_overrides([*(stop or []), *TURN_STOPS], kwargs),
-                       timeout=self.timeout, max_retries=self.retries())
+        overrides = self.sampling_overrides([*(stop or []), *TURN_STOPS], kwargs)
+        overrides["grammar"] = _reply_grammar(kwargs)
+        return Request(engine, prompt, assembler, overrides, timeout=self.timeout, max_retries=self.retries())
 
     def _render(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, str, list[str] | None]:
         """The raw prompt, the reply prefix it forces, and the names of the callable tools (None: no tools)."""
@@ -298,6 +302,16 @@ def _aggregate(chunks: list[ChatGenerationChunk], request: Request[ChatGeneratio
         for call in message.invalid_tool_calls:
             call["error"] = errors.get(call.get("id") or "")
     return result
+
+
+def _reply_grammar(kwargs: dict[str, Any]) -> ReplyGrammar | None:
+    """The grammar that keeps a forced tool call or a JSON answer valid (None: free text)."""
+    if kwargs.get("response_format") is not None:
+        return json_reply_grammar(_response_schema(kwargs["response_format"]))
+    if kwargs.get("tools"):
+        specs = to_tool_specs(kwargs["tools"])
+        return tool_call_grammar(normalize_tool_choice(kwargs.get("tool_choice"), [s.name for s in specs]), specs)
+    return None
 
 
 def _response_schema(response_format: Any) -> dict[str, Any] | None:

@@ -52,6 +52,7 @@ from wizardcoder_integrations.toolcalls import (
     ToolSpec,
     new_call_id,
     render_tool_chat,
+    tool_call_grammar,
 )
 
 if TYPE_CHECKING:
@@ -312,8 +313,10 @@ class WizardCoder(FunctionCallingLLM):
         tools, tool_choice = kwargs.pop("tools", None), kwargs.pop("tool_choice", "auto")
         kwargs.pop("allow_parallel_tool_calls", None)  # applied by _validate_chat_with_tools_response
         text, prefix = self.render_messages(messages, tools, tool_choice)
-        names = [spec.name for spec in _tool_specs(tools or [])] or None
-        return _ChatRequest(text, prefix, names, self._overrides(text, kwargs, templated=True))
+        specs = _tool_specs(tools or [])
+        overrides = self._overrides(text, kwargs, templated=True)
+        overrides["grammar"] = tool_call_grammar(_tool_choice(tool_choice), specs) if specs else None
+        return _ChatRequest(text, prefix, [spec.name for spec in specs] or None, overrides)
 
     def _defaults(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in GENERATION_KWARGS if name != "stop"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 
@@ -12,7 +12,7 @@ pytest.importorskip("langchain", reason="the 'langchain' extra is not installed"
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langchain_core.tools import tool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError
 from wizardcoder_integrations.langchain import ChatWizardCoder
@@ -149,14 +149,36 @@ def test_structured_output_by_json_schema_and_with_the_raw_reply(chat: ChatWizar
     assert isinstance(out["raw"], AIMessage) and out["raw"].tool_calls[0]["name"] == "Joke"
 
 
+class Limerick(BaseModel):
+    """A five-line poem."""
+
+    lines: list[Annotated[str, Field(max_length=16)]] = Field(min_length=5, max_length=5)
+
+
+@pytest.mark.parametrize("method", ["function_calling", "json_schema"])
+def test_forced_replies_are_decoded_inside_their_schema(chat: ChatWizardCoder, method: str) -> None:
+    # The stand-in never learned this schema: unconstrained, it writes broken JSON; the grammar keeps every
+    # token inside "an object with exactly five strings".
+    out = chat.with_structured_output(Limerick, method=method, include_raw=True).invoke("Tell me a joke about cats.")
+    assert out["parsing_error"] is None, out["raw"]
+    assert isinstance(out["parsed"], Limerick) and len(out["parsed"].lines) == 5
+    free = chat.invoke("Tell me a joke about cats. Reply with one JSON object with five lines.")
+    with pytest.raises(ValueError):
+        Limerick.model_validate_json(free.content)
+
+
 def test_a_reply_that_does_not_fit_the_schema_is_reported_with_include_raw(chat: ChatWizardCoder) -> None:
-    class Limerick(BaseModel):
-        """A five-line poem."""
+    class Rhyme(Limerick):
+        @field_validator("lines")
+        @classmethod
+        def _rhymes(cls, lines: list[str]) -> list[str]:  # a rule no JSON schema (so no grammar) can express
+            if len({line.rstrip(".!?")[-2:] for line in lines}) > 2:
+                raise ValueError("the lines do not rhyme")
+            return lines
 
-        lines: list[str] = Field(min_length=5, max_length=5)
-
-    out = chat.with_structured_output(Limerick, include_raw=True).invoke("Tell me a joke about cats.")
-    assert out["parsed"] is None and out["parsing_error"] is not None and isinstance(out["raw"], AIMessage)
+    out = chat.with_structured_output(Rhyme, include_raw=True).invoke("Tell me a joke about cats.")
+    assert out["parsed"] is None and isinstance(out["raw"], AIMessage)
+    assert "do not rhyme" in str(out["parsing_error"])
 
 
 # -- construction, engines, limits -------------------------------------------------------------------------
