@@ -4,7 +4,8 @@ Builds synthetic GPTQ checkpoints in TheBloke's format (``main``: 4-bit group 12
 ``gptq-4bit-32g-actorder_True`` branch) with random packed weights, and measures, in order:
 
 1. the device's copy bandwidth, and from it the int4 decode floor (bytes every token must read);
-2. correctness on the trained stand-in: fast path == eager path, greedy tokens of the 40 code tasks;
+2. correctness on the trained stand-in: fast path == eager path, greedy tokens of the 40 code tasks, and
+   JSON answers decoded under a schema's grammar (constrained decoding) valid on both paths;
 3. the seed card's path: transformers + optimum + gptqmodel, eager ``generate`` (batch 1);
 4. our path through ``Engine.load(..., backend="fast")``: batch-1 decode tok/s, time to first token for a
    1,000-token prompt, aggregate tok/s of 32 concurrent requests (LangChain ``agenerate`` when the adapter
@@ -267,6 +268,7 @@ def standin_check(record: dict[str, Any]) -> None:
         got_eager = eager.generate(prompts, do_sample=False)
         got_fast = fast.generate(prompts, do_sample=False)
         singles = [fast.generate([p], do_sample=False)[0] for p in prompts[:5]]
+        constrained = {name: constrained_json_check(engine) for name, engine in (("fast", fast), ("eager", eager))}
         record[branch] = {
             "tasks": len(prompts),
             "fast_equals_eager_tokens": sum(a.token_ids == b.token_ids for a, b in zip(got_eager, got_fast,
@@ -277,6 +279,7 @@ def standin_check(record: dict[str, Any]) -> None:
                                                                                   strict=True)),
             "batched_equals_single": sum(a.token_ids == b.token_ids for a, b in zip(singles, got_fast[:5],
                                                                                    strict=False)),
+            "constrained_json": constrained,
             "fast_backend": fast.backend.name, "eager_kernel": type(
                 eager.loaded.model.model.layers[0].self_attn.q_proj).__name__,
         }
@@ -286,6 +289,36 @@ def standin_check(record: dict[str, Any]) -> None:
         del eager, fast
         gc.collect()
         torch.cuda.empty_cache()
+
+
+def constrained_json_check(engine: Any) -> dict[str, Any]:
+    """JSON answers under their schema's grammar (a schema the stand-in never learned): valid ones out of 4."""
+    from typing import Annotated
+
+    from pydantic import BaseModel, Field, ValidationError
+
+    from wizardcoder_integrations.prompt import ChatMessage
+    from wizardcoder_integrations.toolcalls import json_reply_grammar, render_json_chat
+
+    class Order(BaseModel):
+        size: int = Field(ge=20, le=40)
+        toppings: list[Annotated[str, Field(max_length=12)]] = Field(min_length=2, max_length=3)
+        paid: bool
+
+    schema = Order.model_json_schema()
+    prompt, prefix = render_json_chat([ChatMessage("user", "Order a pizza with ham and olives.")], schema)
+    runs = [engine.generate([prompt], raw=True, max_new_tokens=160, grammar=json_reply_grammar(schema),
+                            **knobs)[0] for knobs in ({"do_sample": False}, *({"seed": s} for s in range(3)))]
+    free = engine.generate([prompt], raw=True, max_new_tokens=160, do_sample=False)[0]
+
+    def valid(text: str) -> bool:
+        try:
+            Order.model_validate_json(prefix + text)
+        except ValidationError:
+            return False
+        return True
+
+    return {"valid": sum(valid(r.text) for r in runs), "of": len(runs), "unconstrained_valid": valid(free.text)}
 
 
 def baseline(record: dict[str, Any], directory: Path, prompt_ids: list[int]) -> None:
@@ -634,6 +667,8 @@ def summarize() -> None:
         "peak_memory_gib": fast.get("peak_memory_gib"),
         "actorder_batch1_tok_s": p.get("fast_actorder", {}).get("batch1", {}).get("decode_tok_s"),
         "actorder_floor_tok_s": p.get("checkpoint_actorder", {}).get("floor_tok_s"),
+        "standin_constrained_json": {b: p.get("standin_correctness", {}).get(b, {}).get("constrained_json")
+                                     for b in BRANCHES},
         "checks": checks,
     }
     s = RESULT["summary"]
@@ -645,7 +680,8 @@ def summarize() -> None:
             ("32 concurrent, aggregate (tok/s)", s["concurrent32_tok_s"]),
             ("  same through Engine.agenerate (tok/s)", s["concurrent32_engine_tok_s"]),
             ("peak GPU memory (GiB)", s["peak_memory_gib"]),
-            ("act-order 32g, batch 1 (tok/s)", s["actorder_batch1_tok_s"])]
+            ("act-order 32g, batch 1 (tok/s)", s["actorder_batch1_tok_s"]),
+            ("stand-in JSON under grammar, valid", s["standin_constrained_json"])]
     rows += [(f"check: {k}", v) for k, v in checks.items()]
     width = max(len(k) for k, _ in rows)
     print("\n" + "\n".join(f"{k:<{width}}  {v}" for k, v in rows), flush=True)

@@ -1,6 +1,7 @@
 """``wizardcoder serve``: an OpenAI-compatible HTTP server over one in-process engine.
 
-Endpoints: ``/v1/completions`` and ``/v1/chat/completions`` (streaming over SSE, tool calls in chat),
+Endpoints: ``/v1/completions`` and ``/v1/chat/completions`` (streaming over SSE; in chat, tool calls, and
+``tool_choice`` "required"/a function and ``response_format`` decoded under their schema's grammar),
 ``/v1/models``, ``/tokenize`` (vLLM's shape) and ``/health``. Every request goes through the engine's
 dynamic batching; a bounded number of requests may be in flight (429 beyond it); on shutdown the server
 stops accepting connections and finishes the requests it has.
@@ -17,8 +18,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError, missing_extra
-from wizardcoder_integrations.prompt import ChatMessage, ToolCallRecord, render_chat
-from wizardcoder_integrations.toolcalls import ToolSpec, parse_tool_calls, render_tools
+from wizardcoder_integrations.prompt import ChatMessage, ToolCallRecord
+from wizardcoder_integrations.toolcalls import (
+    ToolSpec,
+    json_reply_grammar,
+    parse_tool_calls,
+    render_json_chat,
+    render_tool_chat,
+    response_format_schema,
+    tool_call_grammar,
+)
 
 __all__ = ["create_app", "serve"]
 
@@ -95,6 +104,27 @@ class ChatRequest(_Sampling):
     messages: list[_Message]
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+
+    def render(self) -> tuple[str, str, list[str], Any]:
+        """The prompt, the reply's forced start, the tool names, and the grammar that keeps a forced tool call
+        or a JSON answer valid (``tool_choice`` "required" or a function; ``response_format`` json_object or
+        json_schema)."""
+        messages = [m.to_chat() for m in self.messages]
+        tools = [_tool_spec(t) for t in self.tools or []]
+        choice = self.tool_choice if isinstance(self.tool_choice, str) or self.tool_choice is None else (
+            self.tool_choice.get("function", {}).get("name"))
+        if self.response_format is not None and self.response_format.get("type") != "text":
+            if tools:
+                raise ConfigurationError("response_format and tools cannot be used in one request; use one.")
+            schema = response_format_schema(self.response_format)
+            return (*render_json_chat(messages, schema), [], json_reply_grammar(schema))
+        if not tools:
+            if choice not in (None, "auto", "none"):
+                raise ConfigurationError(f"tool_choice {choice!r} needs tools.")
+            return (*render_tool_chat(messages, []), [], None)
+        prompt, prefix = render_tool_chat(messages, tools, choice)
+        return prompt, prefix, [t.name for t in tools], tool_call_grammar(choice, tools)
 
 
 def _sse(payload: dict[str, Any] | str) -> bytes:
@@ -204,20 +234,14 @@ def create_app(engine: Any, *, served_model_name: str | None = None, max_pending
     @app.post("/v1/chat/completions")
     async def chat(req: ChatRequest) -> Any:
         overrides = req.overrides()
-        messages = [m.to_chat() for m in req.messages]
-        tools = [_tool_spec(t) for t in req.tools or []]
-        choice = req.tool_choice if isinstance(req.tool_choice, str) or req.tool_choice is None else (
-            req.tool_choice.get("function", {}).get("name"))
-        if tools and choice != "none":
-            messages.insert(0, ChatMessage("system", render_tools(tools, choice)))
-        text = render_chat(messages)
+        text, prefix, tool_names, overrides["grammar"] = req.render()
         engine.params(**overrides)
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if req.stream:
-            return StreamingResponse(_stream_chat(engine, text, overrides, rid, created, name, req.include_usage,
-                                                  [t.name for t in tools]), media_type="text/event-stream")
+            return StreamingResponse(_stream_chat(engine, text, prefix, overrides, rid, created, name,
+                                                  req.include_usage, tool_names), media_type="text/event-stream")
         result = await run(text, overrides)
-        message, reason = _assistant_message(result, [t.name for t in tools])
+        message, reason = _assistant_message(prefix + result.text, result, tool_names)
         return {"id": rid, "object": "chat.completion", "created": created, "model": name,
                 "choices": [{"index": 0, "message": message, "finish_reason": reason, "logprobs": None}],
                 "usage": _usage(result)}
@@ -243,12 +267,13 @@ def _tool_spec(tool: dict[str, Any]) -> ToolSpec:
                                                                                    "properties": {}})
 
 
-def _assistant_message(result: Any, tool_names: list[str]) -> tuple[dict[str, Any], str]:
+def _assistant_message(text: str, result: Any, tool_names: list[str]) -> tuple[dict[str, Any], str]:
+    """The chat message of a reply (``text``: forced start + generated text); tool calls parsed out."""
     if not tool_names:
-        return {"role": "assistant", "content": result.text}, _reason(result)
-    parsed = parse_tool_calls(result.text, tool_names)
+        return {"role": "assistant", "content": text}, _reason(result)
+    parsed = parse_tool_calls(text, tool_names)
     if not parsed.tool_calls:
-        return {"role": "assistant", "content": result.text}, _reason(result)
+        return {"role": "assistant", "content": text}, _reason(result)
     calls = [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
              for c in parsed.tool_calls]
     return {"role": "assistant", "content": parsed.content or None, "tool_calls": calls}, "tool_calls"
@@ -275,23 +300,25 @@ async def _stream_completion(engine: Any, text: str, overrides: dict[str, Any], 
     yield _sse("[DONE]")
 
 
-async def _stream_chat(engine: Any, text: str, overrides: dict[str, Any], rid: str, created: int, name: str,
-                       include_usage: bool, tool_names: list[str]) -> AsyncIterator[bytes]:
+async def _stream_chat(engine: Any, text: str, prefix: str, overrides: dict[str, Any], rid: str, created: int,
+                       name: str, include_usage: bool, tool_names: list[str]) -> AsyncIterator[bytes]:
     from wizardcoder_integrations.engine.results import GenerationResult
 
     base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": name}
     yield _sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                      "finish_reason": None}]})
+    if prefix and not tool_names:  # the forced start of a JSON answer
+        yield _sse({**base, "choices": [{"index": 0, "delta": {"content": prefix}, "finish_reason": None}]})
     try:
         async for event in engine.astream(text, raw=True, **overrides):
             if isinstance(event, GenerationResult):
-                message, reason = _assistant_message(event, tool_names)
+                message, reason = _assistant_message(prefix + event.text, event, tool_names)
                 if "tool_calls" in message:
                     calls = [{"index": i, **c} for i, c in enumerate(message["tool_calls"])]
                     yield _sse({**base, "choices": [{"index": 0, "delta": {"tool_calls": calls},
                                                      "finish_reason": None}]})
                 elif tool_names:  # held back while it might have been a tool call
-                    yield _sse({**base, "choices": [{"index": 0, "delta": {"content": event.text},
+                    yield _sse({**base, "choices": [{"index": 0, "delta": {"content": message["content"]},
                                                      "finish_reason": None}]})
                 yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
                 if include_usage:

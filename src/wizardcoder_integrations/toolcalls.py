@@ -43,6 +43,7 @@ __all__ = [
     "render_json_chat",
     "render_tool_chat",
     "render_tools",
+    "response_format_schema",
     "tool_call_grammar",
     "visible_text",
 ]
@@ -316,6 +317,22 @@ JSON_PREFIX = "{"
 def json_reply_grammar(schema: dict[str, Any] | None = None) -> ReplyGrammar:
     """The grammar of a JSON answer: one object matching ``schema`` (any object if None)."""
     return ReplyGrammar(((JsonValue.of(schema),),), JSON_PREFIX)
+
+
+def response_format_schema(response_format: Any) -> dict[str, Any] | None:
+    """The JSON schema an OpenAI-style ``response_format`` asks for (``None``: any JSON object)."""
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if kind == "json_object":
+        return None
+    if kind == "json_schema":
+        inner = response_format.get("json_schema", response_format)
+        schema = inner.get("schema") if isinstance(inner, dict) else None
+        if isinstance(schema, dict):
+            return schema
+    raise ConfigurationError(
+        f"Unsupported response_format {response_format!r}: use {{'type': 'json_object'}} or "
+        "{'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}}."
+    )
 
 
 def render_json_chat(messages: Sequence[ChatMessage], schema: dict[str, Any] | None = None) -> tuple[str, str]:

@@ -80,6 +80,64 @@ def test_bad_request_is_a_clear_400(client: openai.OpenAI, engine: Engine) -> No
         client.completions.create(model=engine.model_name, prompt="hi", temperature=-1)
 
 
+ORDER_SCHEMA = {
+    "type": "object",
+    "properties": {"size": {"type": "integer", "minimum": 20, "maximum": 40},
+                   "toppings": {"type": "array", "items": {"type": "string", "maxLength": 12},
+                                "minItems": 2, "maxItems": 3},
+                   "paid": {"type": "boolean"}},
+    "required": ["size", "toppings", "paid"],
+}
+ORDER_TOOL = {"type": "function", "function": {"name": "order_pizza", "description": "Order a pizza.",
+                                                 "parameters": ORDER_SCHEMA}}
+ORDER_MESSAGES = [{"role": "user", "content": "Order a pizza with ham and olives, 32 cm, already paid."}]
+
+
+def _valid_order(order: dict) -> bool:
+    return (set(order) == {"size", "toppings", "paid"} and 20 <= order["size"] <= 40
+            and 2 <= len(order["toppings"]) <= 3 and all(len(t) <= 12 for t in order["toppings"])
+            and isinstance(order["paid"], bool))
+
+
+@pytest.mark.parametrize("choice", ["required", {"type": "function", "function": {"name": "order_pizza"}}])
+def test_a_forced_tool_call_is_valid_for_its_schema(client: openai.OpenAI, engine: Engine, choice) -> None:
+    # the stand-in never learned this tool: the call is decoded inside its schema's grammar
+    kwargs = {"model": engine.model_name, "messages": ORDER_MESSAGES, "tools": [ORDER_TOOL], "tool_choice": choice,
+              "temperature": 0, "max_tokens": 160}
+    message = client.chat.completions.create(**kwargs).choices[0].message
+    [call] = message.tool_calls
+    assert call.function.name == "order_pizza" and _valid_order(json.loads(call.function.arguments))
+    chunks = [c for c in client.chat.completions.create(**kwargs, stream=True) if c.choices]
+    [streamed] = [t for c in chunks for t in c.choices[0].delta.tool_calls or []]
+    assert streamed.function.arguments == call.function.arguments
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_a_json_schema_answer_is_valid_and_streams_the_same(client: openai.OpenAI, engine: Engine) -> None:
+    kwargs = {"model": engine.model_name, "messages": ORDER_MESSAGES, "temperature": 0, "max_tokens": 160,
+              "response_format": {"type": "json_schema", "json_schema": {"name": "order", "schema": ORDER_SCHEMA}}}
+    content = client.chat.completions.create(**kwargs).choices[0].message.content
+    assert _valid_order(json.loads(content))
+    stream = client.chat.completions.create(**kwargs, stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == content
+    free = client.chat.completions.create(**{**kwargs, "response_format": {"type": "text"}}).choices[0].message
+    try:  # unconstrained, the stand-in does not write this JSON
+        valid = _valid_order(json.loads(free.content))
+    except ValueError:
+        valid = False
+    assert not valid
+
+
+@pytest.mark.parametrize(("extra", "match"), [
+    ({"tool_choice": "required"}, "needs tools"),
+    ({"tools": [ORDER_TOOL], "response_format": {"type": "json_object"}}, "cannot be used in one request"),
+    ({"response_format": {"type": "yaml"}}, "Unsupported response_format"),
+])
+def test_bad_tool_and_format_requests_are_clear_400s(client: openai.OpenAI, engine: Engine, extra, match) -> None:
+    with pytest.raises(openai.BadRequestError, match=match):
+        client.chat.completions.create(model=engine.model_name, messages=ORDER_MESSAGES, **extra)
+
+
 def test_remote_engine_equals_in_process(remote: RemoteEngine, engine: Engine) -> None:
     prompts = [t.instruction for t in TASKS]
     local = engine.generate(prompts, do_sample=False)

@@ -38,6 +38,7 @@ from wizardcoder_integrations.toolcalls import (
     json_reply_grammar,
     render_json_chat,
     render_tool_chat,
+    response_format_schema,
     tool_call_grammar,
 )
 
@@ -151,7 +152,7 @@ class ChatWizardCoder(WizardCoderSettings, BaseChatModel):
         if response_format is not None:
             if tools:
                 raise ConfigurationError("response_format and tools cannot be used in one call; use one of them.")
-            return (*render_json_chat(history, _response_schema(response_format)), None)
+            return (*render_json_chat(history, response_format_schema(response_format)), None)
         if tools:
             specs = to_tool_specs(tools)
             names = [s.name for s in specs]
@@ -307,24 +308,8 @@ def _aggregate(chunks: list[ChatGenerationChunk], request: Request[ChatGeneratio
 def _reply_grammar(kwargs: dict[str, Any]) -> ReplyGrammar | None:
     """The grammar that keeps a forced tool call or a JSON answer valid (None: free text)."""
     if kwargs.get("response_format") is not None:
-        return json_reply_grammar(_response_schema(kwargs["response_format"]))
+        return json_reply_grammar(response_format_schema(kwargs["response_format"]))
     if kwargs.get("tools"):
         specs = to_tool_specs(kwargs["tools"])
         return tool_call_grammar(normalize_tool_choice(kwargs.get("tool_choice"), [s.name for s in specs]), specs)
     return None
-
-
-def _response_schema(response_format: Any) -> dict[str, Any] | None:
-    """The JSON schema a ``response_format`` asks for (``None``: any JSON object)."""
-    kind = response_format.get("type") if isinstance(response_format, dict) else None
-    if kind == "json_object":
-        return None
-    if kind == "json_schema":
-        inner = response_format.get("json_schema", response_format)
-        schema = inner.get("schema") if isinstance(inner, dict) else None
-        if isinstance(schema, dict):
-            return schema
-    raise ConfigurationError(
-        f"Unsupported response_format {response_format!r}: use {{'type': 'json_object'}} or "
-        "{'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}}."
-    )
