@@ -6,6 +6,9 @@ PIP := $(PY) -m pip
 TORCH_VERSION ?= 2.13.0
 GPTQMODEL_VERSION ?= 7.7.0
 XGRAMMAR_VERSION ?= 0.2.9
+TRITON_VERSION ?= 3.6.0
+# Triton for the kernel test in Triton's interpreter (CPU); kept out of the venv's site-packages.
+TRITON_DIR := $(VENV)/triton-interpreter
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint bench-overhead bench-sandbox clean
@@ -22,13 +25,14 @@ $(STAMP): pyproject.toml requirements/cpu-gptq.txt requirements/constraints.txt 
 	$(PIP) install -q -c requirements/constraints.txt -r requirements/cpu-gptq.txt
 	$(PIP) install -q --no-deps "gptqmodel==$(GPTQMODEL_VERSION)" "xgrammar==$(XGRAMMAR_VERSION)"
 	$(PIP) install -q -c requirements/constraints.txt -e ".[dev,langchain,llama-index,eval,remote,serve]"
+	$(PIP) install -q --no-deps --target $(TRITON_DIR) "triton==$(TRITON_VERSION)"
 	touch $(STAMP)
 
 demo: setup
 	$(VENV)/bin/wizardcoder demo
 
 test: setup
-	$(PY) -m pytest
+	TRITON_INTERPRETER_PATH=$(abspath $(TRITON_DIR)) $(PY) -m pytest
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench

@@ -46,3 +46,12 @@ class TestChatWizardCoderUnit(ChatModelUnitTests):
     @property
     def supports_json_mode(self) -> bool:
         return True
+
+    @property
+    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
+        # With $WIZARDCODER_BASE_URL set the model talks to that server; nothing is contacted at construction.
+        return (
+            {"WIZARDCODER_BASE_URL": "http://127.0.0.1:9/v1", "WIZARDCODER_API_KEY": "env-secret"},
+            {"model": "served-wizardcoder"},
+            {"base_url": "http://127.0.0.1:9/v1", "api_key": "env-secret", "model": "served-wizardcoder"},
+        )
