@@ -293,27 +293,21 @@ def standin_check(record: dict[str, Any]) -> None:
 
 def constrained_json_check(engine: Any) -> dict[str, Any]:
     """JSON answers under their schema's grammar (a schema the stand-in never learned): valid ones out of 4."""
-    from typing import Annotated
-
-    from pydantic import BaseModel, Field, ValidationError
+    from pydantic import ValidationError
 
     from wizardcoder_integrations.prompt import ChatMessage
+    from wizardcoder_integrations.standin.tool_examples import ORDER_QUESTION, PizzaOrder
     from wizardcoder_integrations.toolcalls import json_reply_grammar, render_json_chat
 
-    class Order(BaseModel):
-        size: int = Field(ge=20, le=40)
-        toppings: list[Annotated[str, Field(max_length=12)]] = Field(min_length=2, max_length=3)
-        paid: bool
-
-    schema = Order.model_json_schema()
-    prompt, prefix = render_json_chat([ChatMessage("user", "Order a pizza with ham and olives.")], schema)
+    schema = PizzaOrder.model_json_schema()
+    prompt, prefix = render_json_chat([ChatMessage("user", ORDER_QUESTION)], schema)
     runs = [engine.generate([prompt], raw=True, max_new_tokens=160, grammar=json_reply_grammar(schema),
                             **knobs)[0] for knobs in ({"do_sample": False}, *({"seed": s} for s in range(3)))]
     free = engine.generate([prompt], raw=True, max_new_tokens=160, do_sample=False)[0]
 
     def valid(text: str) -> bool:
         try:
-            Order.model_validate_json(prefix + text)
+            PizzaOrder.model_validate_json(prefix + text)
         except ValidationError:
             return False
         return True

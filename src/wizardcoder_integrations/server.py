@@ -18,16 +18,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError, missing_extra
+from wizardcoder_integrations.grammar import ReplyGrammar
 from wizardcoder_integrations.prompt import ChatMessage, ToolCallRecord
-from wizardcoder_integrations.toolcalls import (
-    ToolSpec,
-    json_reply_grammar,
-    parse_tool_calls,
-    render_json_chat,
-    render_tool_chat,
-    response_format_schema,
-    tool_call_grammar,
-)
+from wizardcoder_integrations.toolcalls import ToolSpec, parse_tool_calls, render_reply
 
 __all__ = ["create_app", "serve"]
 
@@ -106,25 +99,15 @@ class ChatRequest(_Sampling):
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
 
-    def render(self) -> tuple[str, str, list[str], Any]:
+    def render(self) -> tuple[str, str, list[str], ReplyGrammar | None]:
         """The prompt, the reply's forced start, the tool names, and the grammar that keeps a forced tool call
-        or a JSON answer valid (``tool_choice`` "required" or a function; ``response_format`` json_object or
-        json_schema)."""
-        messages = [m.to_chat() for m in self.messages]
+        (``tool_choice`` "required" or a function) or a JSON answer (``response_format``) valid."""
         tools = [_tool_spec(t) for t in self.tools or []]
         choice = self.tool_choice if isinstance(self.tool_choice, str) or self.tool_choice is None else (
             self.tool_choice.get("function", {}).get("name"))
-        if self.response_format is not None and self.response_format.get("type") != "text":
-            if tools:
-                raise ConfigurationError("response_format and tools cannot be used in one request; use one.")
-            schema = response_format_schema(self.response_format)
-            return (*render_json_chat(messages, schema), [], json_reply_grammar(schema))
-        if not tools:
-            if choice not in (None, "auto", "none"):
-                raise ConfigurationError(f"tool_choice {choice!r} needs tools.")
-            return (*render_tool_chat(messages, []), [], None)
-        prompt, prefix = render_tool_chat(messages, tools, choice)
-        return prompt, prefix, [t.name for t in tools], tool_call_grammar(choice, tools)
+        response_format = None if (self.response_format or {}).get("type") == "text" else self.response_format
+        prompt, prefix, grammar = render_reply([m.to_chat() for m in self.messages], tools, choice, response_format)
+        return prompt, prefix, [t.name for t in tools], grammar
 
 
 def _sse(payload: dict[str, Any] | str) -> bytes:

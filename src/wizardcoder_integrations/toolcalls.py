@@ -41,6 +41,7 @@ __all__ = [
     "parse_tool_call",
     "parse_tool_calls",
     "render_json_chat",
+    "render_reply",
     "render_tool_chat",
     "render_tools",
     "response_format_schema",
@@ -353,3 +354,23 @@ def render_json_chat(messages: Sequence[ChatMessage], schema: dict[str, Any] | N
         lead += 1
     prompt = render_chat([*messages[:lead], ChatMessage("system", instruction), *messages[lead:]])
     return f"{prompt}\n{JSON_PREFIX}", JSON_PREFIX
+
+
+def render_reply(messages: Sequence[ChatMessage], tools: Sequence[ToolSpec] = (), tool_choice: str | None = None,
+                 response_format: Any = None) -> tuple[str, str, ReplyGrammar | None]:
+    """A chat request as the model sees it: the prompt, the reply's forced start, and the grammar that keeps a
+    forced tool call or a JSON answer valid (None: the reply is free text).
+
+    ``response_format`` (OpenAI's ``json_object``/``json_schema``) asks for one JSON object; ``tools`` with
+    ``tool_choice`` as in :func:`render_tool_chat`. The two cannot be combined.
+    """
+    if response_format is not None:
+        if tools:
+            raise ConfigurationError("response_format and tools cannot be used in one request; use one of them.")
+        schema = response_format_schema(response_format)
+        return (*render_json_chat(messages, schema), json_reply_grammar(schema))
+    if not tools:
+        if tool_choice not in (None, "auto", "none"):
+            raise ConfigurationError(f"tool_choice={tool_choice!r} needs tools: pass the tools to call too.")
+        return (*render_tool_chat(messages, []), None)
+    return (*render_tool_chat(messages, tools, tool_choice), tool_call_grammar(tool_choice, tools))

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Annotated
 
 import pytest
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 
 from wizardcoder_integrations.engine import Engine, GenerationResult, StreamDelta
 from wizardcoder_integrations.engine.constraints import GrammarConstraints
 from wizardcoder_integrations.grammar import JsonValue, ReplyGrammar
 from wizardcoder_integrations.prompt import ChatMessage
+from wizardcoder_integrations.standin.tool_examples import ORDER_QUESTION, PizzaOrder
 from wizardcoder_integrations.toolcalls import (
     ToolSpec,
     json_reply_grammar,
@@ -26,16 +26,8 @@ from wizardcoder_integrations.toolcalls import (
 GREEDY = {"do_sample": False, "max_new_tokens": 160}
 
 
-class Order(BaseModel):
-    """A pizza order."""
-
-    size: int = Field(ge=20, le=40)
-    toppings: list[Annotated[str, Field(max_length=12)]] = Field(min_length=2, max_length=3)
-    paid: bool
-
-
-ORDER = Order.model_json_schema()
-QUESTION = [ChatMessage("user", "Order a pizza with ham and olives, 32 cm, already paid.")]
+ORDER = PizzaOrder.model_json_schema()
+QUESTION = [ChatMessage("user", ORDER_QUESTION)]
 TOOLS = [
     ToolSpec("order_pizza", "Order a pizza.", ORDER),
     ToolSpec("cancel_order", "Cancel an order.", {"type": "object", "properties": {"order_id": {"type": "integer"}},
@@ -52,9 +44,9 @@ def _json_answer(engine: Engine, grammar: ReplyGrammar | None, **overrides: obje
 def test_a_json_answer_is_valid_for_its_schema_only_when_constrained(engine: Engine) -> None:
     free, _ = _json_answer(engine, None)
     with pytest.raises(ValidationError):  # the stand-in never learned this schema
-        Order.model_validate_json(free)
+        PizzaOrder.model_validate_json(free)
     text, result = _json_answer(engine, json_reply_grammar(ORDER))
-    order = Order.model_validate_json(text)
+    order = PizzaOrder.model_validate_json(text)
     assert 20 <= order.size <= 40 and 2 <= len(order.toppings) <= 3
     assert result.finish_reason == "stop" and result.token_ids[-1] == engine.eos_token_id
     assert text == json.dumps(json.loads(text))  # json.dumps spacing, properties in the schema's order
@@ -63,7 +55,7 @@ def test_a_json_answer_is_valid_for_its_schema_only_when_constrained(engine: Eng
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_sampled_answers_are_valid_too(engine: Engine, seed: int) -> None:
     text, _ = _json_answer(engine, json_reply_grammar(ORDER), do_sample=True, temperature=1.0, seed=seed)
-    Order.model_validate_json(text)
+    PizzaOrder.model_validate_json(text)
 
 
 @pytest.mark.parametrize(("choice", "names"), [("order_pizza", {"order_pizza"}),
@@ -76,7 +68,7 @@ def test_a_forced_tool_call_parses_with_valid_arguments(engine: Engine, choice: 
     call = parsed.tool_calls[0]
     assert call.name in names
     if call.name == "order_pizza":
-        Order.model_validate(call.arguments)
+        PizzaOrder.model_validate(call.arguments)
     else:
         assert isinstance(call.arguments["order_id"], int)
 
@@ -98,7 +90,7 @@ async def test_constrained_and_free_rows_share_a_batch_without_touching_each_oth
         engine.agenerate([prompt], raw=True, grammar=json_reply_grammar(ORDER), **GREEDY),
     )
     assert free[0].text == alone
-    Order.model_validate_json("{" + constrained[0].text)
+    PizzaOrder.model_validate_json("{" + constrained[0].text)
 
 
 def test_a_schema_the_grammar_compiler_rejects_runs_unconstrained_with_a_warning(engine: Engine) -> None:

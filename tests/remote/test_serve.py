@@ -15,6 +15,7 @@ import pytest
 from wizardcoder_integrations.engine import Engine, RemoteEngine, StreamDelta
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError
 from wizardcoder_integrations.standin.tasks import CODE_TASKS
+from wizardcoder_integrations.standin.tool_examples import ORDER_QUESTION, PizzaOrder
 
 from .conftest import Server, start_server
 
@@ -80,17 +81,10 @@ def test_bad_request_is_a_clear_400(client: openai.OpenAI, engine: Engine) -> No
         client.completions.create(model=engine.model_name, prompt="hi", temperature=-1)
 
 
-ORDER_SCHEMA = {
-    "type": "object",
-    "properties": {"size": {"type": "integer", "minimum": 20, "maximum": 40},
-                   "toppings": {"type": "array", "items": {"type": "string", "maxLength": 12},
-                                "minItems": 2, "maxItems": 3},
-                   "paid": {"type": "boolean"}},
-    "required": ["size", "toppings", "paid"],
-}
+ORDER_SCHEMA = PizzaOrder.model_json_schema()
 ORDER_TOOL = {"type": "function", "function": {"name": "order_pizza", "description": "Order a pizza.",
                                                  "parameters": ORDER_SCHEMA}}
-ORDER_MESSAGES = [{"role": "user", "content": "Order a pizza with ham and olives, 32 cm, already paid."}]
+ORDER_MESSAGES = [{"role": "user", "content": ORDER_QUESTION}]
 
 
 def _valid_order(order: dict) -> bool:

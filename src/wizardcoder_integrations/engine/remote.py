@@ -93,6 +93,15 @@ class RemoteEngine:
         self._local_tokenizer: Any = None
         self._lock = threading.Lock()
 
+    def check_model(self, model: str | None) -> str | None:
+        """For an adapter built on this engine: ``model`` (if given) must be the one the engine asks for, which
+        is returned (None: the server's first)."""
+        if model is not None and model != self.requested_model:
+            raise ConfigurationError(
+                f"model={model!r} but the RemoteEngine passed asks for {self.requested_model!r}: drop model=, or "
+                "build the engine with RemoteEngine(base_url, model=...).")
+        return self.requested_model
+
     def for_model(self, model: str) -> RemoteEngine:
         """The shared engine of another model on the same server, with the same settings."""
         if model == self.requested_model:
@@ -159,8 +168,7 @@ class RemoteEngine:
         one falls back to the served model's own tokenizer loaded locally with ``transformers`` (from the
         Hugging Face cache or Hub). If neither is available, a :class:`GenerationError` says so.
         """
-        with self._lock:
-            shape = self._tokenize_shape
+        shape = self._tokenize_shape
         if shape in (None, "openai"):
             data = self._request_json("POST", "/tokenize", {"model": self.model_name, "prompt": text,
                                                             "add_special_tokens": add_special_tokens},

@@ -243,14 +243,8 @@ def _check_remote_engine(data: dict[str, Any], engine: RemoteEngine) -> dict[str
     if data.get("max_retries") is not None:
         raise ConfigurationError("max_retries= cannot be combined with engine=RemoteEngine(...): pass max_retries "
                                  "to the RemoteEngine, or use base_url= instead of engine=.")
-    name, served = data.get("model"), engine.requested_model
-    if name is None:
-        return {**data, "model": served} if served is not None else data
-    if name != served:
-        raise ConfigurationError(
-            f"model={name!r} but the RemoteEngine passed asks for {served!r}: drop model=, or build the engine "
-            "with RemoteEngine(base_url, model=...).")
-    return data
+    served = engine.check_model(data.get("model"))
+    return data if served is None else {**data, "model": served}
 
 
 def _is_engine(engine: Any) -> bool:

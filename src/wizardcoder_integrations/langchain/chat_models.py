@@ -35,11 +35,7 @@ from wizardcoder_integrations.toolcalls import (
     InvalidToolCall,
     ParsedToolCall,
     ToolCallStream,
-    json_reply_grammar,
-    render_json_chat,
-    render_tool_chat,
-    response_format_schema,
-    tool_call_grammar,
+    render_reply,
 )
 
 __all__ = ["ChatWizardCoder"]
@@ -129,37 +125,33 @@ class ChatWizardCoder(WizardCoderSettings, BaseChatModel):
     def _request(self, messages: list[BaseMessage], stop: list[str] | None,
                  kwargs: dict[str, Any]) -> Request[ChatGenerationChunk]:
         """Everything one call sends the engine, and the assembler of its reply."""
-        prompt, prefix, names = self._render(messages, kwargs)
+        prompt, prefix, names, grammar = self._render_reply(messages, kwargs)
         model = kwargs.get("model")
         engine = self.load_engine(model)
         assembler = _ReplyChunks(prefix, names, single_call=kwargs.get("parallel_tool_calls") is False,
                                  model_name=self.served_model(model))
-        overrides = self.sampling_overrides([*(stop or []), *TURN_STOPS], kwargs)
-        overrides["grammar"] = _reply_grammar(kwargs)
+        overrides = {**self.sampling_overrides([*(stop or []), *TURN_STOPS], kwargs), "grammar": grammar}
         return Request(engine, prompt, assembler, overrides, timeout=self.timeout, max_retries=self.retries())
 
     def _render(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, str, list[str] | None]:
         """The raw prompt, the reply prefix it forces, and the names of the callable tools (None: no tools)."""
+        return self._render_reply(messages, kwargs)[:3]
+
+    def _render_reply(self, messages: list[BaseMessage],
+                      kwargs: dict[str, Any]) -> tuple[str, str, list[str] | None, ReplyGrammar | None]:
+        """As :meth:`_render`, plus the grammar that keeps a forced tool call or JSON answer valid."""
         unknown = sorted(set(kwargs) - {*_CALL_OPTIONS, *SAMPLING_KEYS})
         if unknown:
             raise ConfigurationError(
                 f"Unknown option(s) {unknown} for ChatWizardCoder; per-call options are "
                 f"{sorted({*_CALL_OPTIONS, *SAMPLING_KEYS} - {'stream'})}."
             )
-        history = to_chat_messages(messages)
-        tools, tool_choice = kwargs.get("tools"), kwargs.get("tool_choice")
-        response_format = kwargs.get("response_format")
-        if response_format is not None:
-            if tools:
-                raise ConfigurationError("response_format and tools cannot be used in one call; use one of them.")
-            return (*render_json_chat(history, response_format_schema(response_format)), None)
-        if tools:
-            specs = to_tool_specs(tools)
-            names = [s.name for s in specs]
-            return (*render_tool_chat(history, specs, normalize_tool_choice(tool_choice, names)), names)
-        if tool_choice not in (None, "auto", "none"):
-            raise ConfigurationError(f"tool_choice={tool_choice!r} needs tools: use bind_tools(tools, ...).")
-        return (*render_tool_chat(history, []), None)
+        specs = to_tool_specs(kwargs.get("tools") or [])
+        names = [s.name for s in specs]
+        choice = normalize_tool_choice(kwargs.get("tool_choice"), names) if specs else kwargs.get("tool_choice")
+        prompt, prefix, grammar = render_reply(to_chat_messages(messages), specs, choice,
+                                               kwargs.get("response_format"))
+        return prompt, prefix, names or None, grammar
 
     # -- tools and structured output ----------------------------------------------------------------------
     def bind_tools(
@@ -303,13 +295,3 @@ def _aggregate(chunks: list[ChatGenerationChunk], request: Request[ChatGeneratio
         for call in message.invalid_tool_calls:
             call["error"] = errors.get(call.get("id") or "")
     return result
-
-
-def _reply_grammar(kwargs: dict[str, Any]) -> ReplyGrammar | None:
-    """The grammar that keeps a forced tool call or a JSON answer valid (None: free text)."""
-    if kwargs.get("response_format") is not None:
-        return json_reply_grammar(response_format_schema(kwargs["response_format"]))
-    if kwargs.get("tools"):
-        specs = to_tool_specs(kwargs["tools"])
-        return tool_call_grammar(normalize_tool_choice(kwargs.get("tool_choice"), [s.name for s in specs]), specs)
-    return None

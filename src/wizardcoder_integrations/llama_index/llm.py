@@ -39,6 +39,7 @@ from wizardcoder_integrations.engine.remote import (
     shared_remote_engine,
 )
 from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta
+from wizardcoder_integrations.grammar import ReplyGrammar
 from wizardcoder_integrations.profiles import DEFAULT_MODEL
 from wizardcoder_integrations.prompt import ChatMessage as Turn
 from wizardcoder_integrations.prompt import ToolCallRecord
@@ -51,8 +52,7 @@ from wizardcoder_integrations.toolcalls import (
     ToolCallStream,
     ToolSpec,
     new_call_id,
-    render_tool_chat,
-    tool_call_grammar,
+    render_reply,
 )
 
 if TYPE_CHECKING:
@@ -127,12 +127,8 @@ class WizardCoder(FunctionCallingLLM):
             raise ConfigurationError(f"timeout= and max_retries= apply to a remote server: pass base_url= with "
                                      f"them, or {fix}.")
         if isinstance(engine, RemoteEngine):
-            if data.get("model") not in (None, engine.requested_model):
-                raise ConfigurationError(
-                    f"model={data['model']!r} but the RemoteEngine passed asks for {engine.requested_model!r}: "
-                    "drop model=, or build the engine with RemoteEngine(base_url, model=...).")
-            if engine.requested_model is not None:
-                data["model"] = engine.requested_model
+            if (served := engine.check_model(data.get("model"))) is not None:
+                data["model"] = served
         elif engine is not None:
             if data.get("model") not in (None, engine.model_name):
                 raise ConfigurationError(
@@ -290,12 +286,16 @@ class WizardCoder(FunctionCallingLLM):
 
         ``system_prompt`` is put first unless the conversation already starts with it.
         """
+        return self._render_reply(messages, _tool_specs(tools or []), tool_choice)[:2]
+
+    def _render_reply(self, messages: Sequence[ChatMessage], specs: list[ToolSpec],
+                      tool_choice: str | dict[str, Any] | None) -> tuple[str, str, ReplyGrammar | None]:
+        """As :meth:`render_messages`, plus the grammar that keeps a forced tool call valid."""
         messages = list(messages)
         if self.system_prompt and not (messages and messages[0].role == MessageRole.SYSTEM
                                        and messages[0].content == self.system_prompt):
             messages.insert(0, ChatMessage(role=MessageRole.SYSTEM, content=self.system_prompt))
-        specs = _tool_specs(tools or [])
-        return render_tool_chat(_to_turns(messages), specs, _tool_choice(tool_choice) if specs else None)
+        return render_reply(_to_turns(messages), specs, _tool_choice(tool_choice) if specs else None)
 
     def _prepare_completion(self, prompt: str, formatted: bool,
                             kwargs: dict[str, Any]) -> tuple[str, dict[str, Any], bool]:
@@ -312,10 +312,9 @@ class WizardCoder(FunctionCallingLLM):
             raise GenerationError("chat() needs at least one message.")
         tools, tool_choice = kwargs.pop("tools", None), kwargs.pop("tool_choice", "auto")
         kwargs.pop("allow_parallel_tool_calls", None)  # applied by _validate_chat_with_tools_response
-        text, prefix = self.render_messages(messages, tools, tool_choice)
         specs = _tool_specs(tools or [])
-        overrides = self._overrides(text, kwargs, templated=True)
-        overrides["grammar"] = tool_call_grammar(_tool_choice(tool_choice), specs) if specs else None
+        text, prefix, grammar = self._render_reply(messages, specs, tool_choice)
+        overrides = {**self._overrides(text, kwargs, templated=True), "grammar": grammar}
         return _ChatRequest(text, prefix, [spec.name for spec in specs] or None, overrides)
 
     def _defaults(self) -> dict[str, Any]:

@@ -10,7 +10,9 @@ those of ``langchain-tests``' chat-model suite plus this package's own agent tes
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
 
 from wizardcoder_integrations.prompt import ChatMessage, ToolCallRecord
 from wizardcoder_integrations.toolcalls import (
@@ -21,7 +23,7 @@ from wizardcoder_integrations.toolcalls import (
     render_tool_chat,
 )
 
-__all__ = ["JOKES", "TOOLS", "tool_examples"]
+__all__ = ["JOKES", "ORDER_QUESTION", "TOOLS", "PizzaOrder", "tool_examples"]
 
 _LOCATION = {"properties": {"location": {"type": "string"}}, "required": ["location"], "type": "object"}
 #: The tools of the scenarios, as the chat model renders them (two tests describe get_weather differently).
@@ -77,6 +79,19 @@ JSON_JOKE_REQUEST = (
     "Tell me a joke about cats. Return the result as a JSON with 'setup' and 'punchline' keys. "
     "Return nothing other than JSON."
 )
+
+
+class PizzaOrder(BaseModel):
+    """A pizza order."""
+
+    size: int = Field(ge=20, le=40)
+    toppings: list[Annotated[str, Field(max_length=12)]] = Field(min_length=2, max_length=3)
+    paid: bool
+
+
+#: A request for a :class:`PizzaOrder`, a schema the stand-in never learns: its answers fit the schema only
+#: when decoding is constrained to it (tests and the GPU benchmark check both).
+ORDER_QUESTION = "Order a pizza with ham and olives, 32 cm, already paid."
 
 
 def _user(text: str) -> list[ChatMessage]:
