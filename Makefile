@@ -11,7 +11,7 @@ TRITON_VERSION ?= 3.6.0
 TRITON_DIR := $(VENV)/triton-interpreter
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench-overhead bench-sandbox clean
+.PHONY: setup demo test lint standin-tokenizer standin-data bench-overhead bench-sandbox clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml requirements/cpu-gptq.txt requirements/constraints.txt 
 	@command -v bwrap >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap; fi; }
+	@# npm fetches the stand-in's tokenizer (llama-tokenizer-js, checked against its recorded integrity hash)
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq npm; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq npm; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "torch==$(TORCH_VERSION)"
@@ -31,8 +35,18 @@ $(STAMP): pyproject.toml requirements/cpu-gptq.txt requirements/constraints.txt 
 demo: setup
 	$(VENV)/bin/wizardcoder demo
 
-test: setup
+test: setup standin-tokenizer
 	TRITON_INTERPRETER_PATH=$(abspath $(TRITON_DIR)) $(PY) -m pytest
+
+# Fetch llama-tokenizer-js with npm (verified) and build the stand-in's tokenizer into the cache; the tests
+# then run offline.
+standin-tokenizer: setup
+	$(PY) -m wizardcoder_integrations.standin.tokenizer
+
+# Re-record the stand-in's training data (standin/data/*.jsonl) after changing a scenario, the template,
+# the adapters' rendering or docs/; commit the result. The next test run rebuilds the stand-in.
+standin-data: setup
+	$(PY) -m wizardcoder_integrations.scenarios.record
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench

@@ -214,7 +214,7 @@ def write_checkpoint(directory: Path, group: int, act_order: bool, tokenizer_dir
 
 def prompt_of(engine: Any, tokens: int, seed: int = 0) -> str:
     """Raw prompt text that tokenizes to ``tokens`` ids (BOS included), as close as the tokenizer allows."""
-    from wizardcoder_integrations.standin.tasks import CODE_TASKS
+    from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 
     pool = "\n".join(f"{t.instruction}\n{t.response}" for t in CODE_TASKS)
     text = pool[seed * 97 % len(pool):] + pool
@@ -233,11 +233,10 @@ def prompt_of(engine: Any, tokens: int, seed: int = 0) -> str:
 # -- phases ---------------------------------------------------------------------------------------------
 def find_standin() -> Any:
     """The stand-in for the current training set, else the newest finished build in the cache (every build
-    holds the 40 code tasks), else build it now."""
-    from wizardcoder_integrations.standin.build import _build_key, _describe, build_standin, cache_root
-    from wizardcoder_integrations.standin.examples import training_examples
+    holds the code tasks), else build it now."""
+    from wizardcoder_integrations.standin.build import _describe, build_key, build_standin, cache_root
 
-    current = cache_root() / f"standin-{_build_key(training_examples())}"
+    current = cache_root() / f"standin-{build_key()}"
     if (current / "DONE").is_file():
         return _describe(current)
     done = sorted(cache_root().glob("standin-*/DONE"), key=lambda p: p.stat().st_mtime)
@@ -250,7 +249,7 @@ def find_standin() -> Any:
 def standin_check(record: dict[str, Any]) -> None:
     """Greedy tokens of the 40 trained code tasks: fast path vs eager path, both on this GPU."""
     from wizardcoder_integrations.engine import Engine
-    from wizardcoder_integrations.standin.tasks import CODE_TASKS
+    from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 
     standin = find_standin()
     prompts = [t.instruction for t in CODE_TASKS]
@@ -296,7 +295,7 @@ def constrained_json_check(engine: Any) -> dict[str, Any]:
     from pydantic import ValidationError
 
     from wizardcoder_integrations.prompt import ChatMessage
-    from wizardcoder_integrations.standin.tool_examples import ORDER_QUESTION, PizzaOrder
+    from wizardcoder_integrations.scenarios.tool_calls import ORDER_QUESTION, PizzaOrder
     from wizardcoder_integrations.toolcalls import json_reply_grammar, render_json_chat
 
     schema = PizzaOrder.model_json_schema()
@@ -612,7 +611,7 @@ def main() -> int:
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(str(dirs["main"]))
-        from wizardcoder_integrations.standin.tasks import CODE_TASKS
+        from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 
         ids = tok("\n".join(t.instruction for t in CODE_TASKS[:6]))["input_ids"][:100]
         baseline(rec, dirs["main"], ids)

@@ -20,8 +20,8 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 from wizardcoder_integrations.standin import load_standin_engine
-from wizardcoder_integrations.standin.tasks import CODE_TASKS
 
 RUNS = int(os.environ.get("RUNS", "21"))
 TARGET = 0.05

@@ -50,8 +50,9 @@ def _sampling(args: argparse.Namespace) -> dict[str, Any]:
 def load_engine(args: argparse.Namespace) -> Any:
     """The engine the arguments name (the stand-in with ``--standin``)."""
     if args.standin:
-        from wizardcoder_integrations.standin import load_standin_engine
+        from wizardcoder_integrations.standin import load_standin_engine, show_build_progress
 
+        show_build_progress()
         return load_standin_engine(args.revision or "main", device=args.device)
     from wizardcoder_integrations.engine import Engine
 

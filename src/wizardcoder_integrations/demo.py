@@ -25,7 +25,7 @@ def pick_engine(model: str = DEFAULT_MODEL, revision: str | None = None) -> tupl
     import torch
 
     from wizardcoder_integrations.engine import Engine
-    from wizardcoder_integrations.standin import load_standin_engine
+    from wizardcoder_integrations.standin import load_standin_engine, show_build_progress
 
     if torch.cuda.is_available():
         try:
@@ -35,6 +35,7 @@ def pick_engine(model: str = DEFAULT_MODEL, revision: str | None = None) -> tupl
             reason = f"the real model could not be loaded ({e})"
     else:
         reason = "this machine has no CUDA GPU"
+    show_build_progress()
     return load_standin_engine(), (
         f"model: the tiny offline WizardCoder stand-in, because {reason}. It is trained on a few dozen tasks and "
         "quantised in the same GPTQ format; its answers to other prompts are not meaningful."

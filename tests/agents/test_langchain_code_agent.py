@@ -21,7 +21,7 @@ from wizardcoder_integrations.agents.langchain import code_tools, create_code_ag
 from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.langchain import ChatWizardCoder
 from wizardcoder_integrations.sandbox import Sandbox
-from wizardcoder_integrations.standin.tool_examples import WEATHER_ANSWER, WEATHER_QUESTION
+from wizardcoder_integrations.scenarios.tool_calls import WEATHER_ANSWER, WEATHER_QUESTION
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wizardcoder_integrations.agents.langgraph import build_write_run_fix_graph
 from wizardcoder_integrations.sandbox import Sandbox
-from wizardcoder_integrations.standin.repair_examples import REPAIR_TASK
+from wizardcoder_integrations.scenarios.repair import REPAIR_TASK
 
 
 async def test_graph_fixes_the_task_in_round_2(engine) -> None:

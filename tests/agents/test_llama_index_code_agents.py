@@ -23,7 +23,7 @@ from wizardcoder_integrations.agents.llama_index import (
     create_react_agent,
 )
 from wizardcoder_integrations.sandbox import Sandbox, SandboxExecutionError
-from wizardcoder_integrations.standin.agent_examples import (
+from wizardcoder_integrations.scenarios.llama_index_agents import (
     CODEACT_QUESTION,
     FUNCTION_QUESTION,
     FUNCTION_SYSTEM_PROMPT,

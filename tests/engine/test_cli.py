@@ -7,7 +7,7 @@ import json
 import pytest
 
 from wizardcoder_integrations.cli import main
-from wizardcoder_integrations.standin.tasks import CODE_TASKS
+from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 
 
 def test_generate_streams_the_answer(engine, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,7 +13,7 @@ from wizardcoder_integrations.engine import Engine, GenerationResult, StreamDelt
 from wizardcoder_integrations.engine.constraints import GrammarConstraints
 from wizardcoder_integrations.grammar import JsonValue, ReplyGrammar
 from wizardcoder_integrations.prompt import ChatMessage
-from wizardcoder_integrations.standin.tool_examples import ORDER_QUESTION, PizzaOrder
+from wizardcoder_integrations.scenarios.tool_calls import ORDER_QUESTION, PizzaOrder
 from wizardcoder_integrations.toolcalls import (
     ToolSpec,
     json_reply_grammar,

@@ -10,8 +10,8 @@ import pytest
 from wizardcoder_integrations.engine import Engine, GenerationResult, StreamDelta
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError
 from wizardcoder_integrations.prompt import extract_code
+from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 from wizardcoder_integrations.standin import load_standin_engine
-from wizardcoder_integrations.standin.tasks import CODE_TASKS
 
 GREEDY = {"do_sample": False}
 
@@ -45,9 +45,11 @@ def test_token_counts_are_exact(engine: Engine) -> None:
     result = engine.generate([task.instruction], **GREEDY)[0]
     tok = engine.tokenizer
     assert result.prompt_tokens == len(tok(engine.render(task.instruction))["input_ids"])
-    assert result.completion_tokens == len(result.token_ids)
-    assert list(result.token_ids) == tok(task.response, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-    assert engine.count_tokens(task.response) == result.completion_tokens - 1
+    assert result.completion_tokens == len(result.token_ids) and result.token_ids[-1] == tok.eos_token_id
+    assert tok.decode(result.token_ids[:-1]) == task.response
+    # Counting text tokenizes it on its own ("▁" prepended), as LLaMA's tokenizer does; a reply continues the
+    # prompt, so its first piece carries no "▁".
+    assert engine.count_tokens(task.response) == len(tok(task.response, add_special_tokens=False)["input_ids"])
 
 
 @pytest.mark.parametrize("stop", ["    return", "return a", "a % b\n", "a, b"])
@@ -170,8 +172,11 @@ def test_invalid_inputs_are_clear_errors(engine: Engine, overrides: dict[str, ob
 
 
 def test_prompt_longer_than_the_context_is_a_clear_error(engine: Engine) -> None:
-    with pytest.raises(GenerationError, match="context is 2048 tokens"):
-        engine.generate(["word " * 3000])
+    prompt = "word " * 20_000
+    n = len(engine.tokenize(engine.render(prompt)))
+    assert n > engine.info.context_length == 16384
+    with pytest.raises(GenerationError, match=f"The prompt is {n} tokens but the model's context is 16384 tokens"):
+        engine.generate([prompt])
 
 
 def test_a_single_string_is_not_a_batch(engine: Engine) -> None:

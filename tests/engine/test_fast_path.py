@@ -30,8 +30,8 @@ from wizardcoder_integrations.engine.backends.weights import (
     repack_gptq,
 )
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError
+from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 from wizardcoder_integrations.standin.gptq import pack_columns, pack_rows
-from wizardcoder_integrations.standin.tasks import CODE_TASKS
 
 BRANCHES = ("main", "gptq-4bit-32g-actorder_True")
 GREEDY = {"do_sample": False}

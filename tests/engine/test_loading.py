@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 from wizardcoder_integrations.engine import Engine, loading
 from wizardcoder_integrations.errors import ConfigurationError, MissingExtraError, ModelLoadError
+from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 from wizardcoder_integrations.standin import STANDIN_REPO
-from wizardcoder_integrations.standin.tasks import CODE_TASKS
 
 
 def _unpack_gptq_v1(tensors: dict[str, torch.Tensor], prefix: str, bits: int) -> torch.Tensor:
@@ -58,7 +58,9 @@ def test_both_gptq_layouts_agree_with_their_dequantised_weights(request: pytest.
     reference = _reference_model(snapshot)
     task = CODE_TASKS[4]
     prompt = engine.tokenize(engine.render(task.instruction))
-    ids = torch.tensor([prompt + engine.tokenizer(task.response, add_special_tokens=False)["input_ids"]])
+    reply = engine.generate([task.instruction], do_sample=False)[0]
+    assert reply.text == task.response
+    ids = torch.tensor([prompt + list(reply.token_ids)])
     with torch.inference_mode():
         ours = engine.loaded.model(ids).logits.float()
         theirs_bf16 = reference(ids).logits.float()
@@ -71,7 +73,6 @@ def test_both_gptq_layouts_agree_with_their_dequantised_weights(request: pytest.
     assert error.max() <= 0.05 * theirs.abs().max(), (error.max(), theirs.abs().max())
     answer = slice(len(prompt) - 1, None)  # where the trained model is confident, the choices are equal
     assert torch.equal(ours[0, answer].argmax(-1), theirs[0, answer].argmax(-1))
-    assert engine.generate([CODE_TASKS[4].instruction], do_sample=False)[0].text == CODE_TASKS[4].response
 
 
 def test_the_gptq_kernel_is_in_place(engine: Engine) -> None:

@@ -14,7 +14,7 @@ from wizardcoder_integrations.engine import GenerationResult
 from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.eval.humaneval import EvalConfig, build_prompt, load_problems, run_humaneval
 from wizardcoder_integrations.eval.humaneval_check import sandbox_checker
-from wizardcoder_integrations.standin.eval_examples import EVAL_TASK_IDS
+from wizardcoder_integrations.scenarios.humaneval import EVAL_TASK_IDS
 
 
 def _records(path: Path) -> list[dict[str, Any]]:

@@ -11,6 +11,6 @@ pytest.importorskip("llama_index.core")
 def llm(engine):
     """``WizardCoder`` on the stand-in's main branch with the settings the agent examples were recorded with."""
     from wizardcoder_integrations.llama_index import WizardCoder
-    from wizardcoder_integrations.standin.agent_examples import LLM_SETTINGS
+    from wizardcoder_integrations.scenarios.llama_index_agents import LLM_SETTINGS
 
     return WizardCoder(engine=engine, **LLM_SETTINGS)

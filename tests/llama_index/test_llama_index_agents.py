@@ -21,7 +21,7 @@ from llama_index.core.agent.workflow import (
     ReActAgent,
 )
 
-from wizardcoder_integrations.standin.agent_examples import (
+from wizardcoder_integrations.scenarios.llama_index_agents import (
     FUNCTION_QUESTION,
     FUNCTION_SYSTEM_PROMPT,
     REACT_INVENTED_OBSERVATION,

@@ -14,7 +14,7 @@ from llama_index.core.node_parser import MarkdownNodeParser
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.retrievers.bm25 import BM25Retriever
 
-from wizardcoder_integrations.standin.agent_examples import DOCS_DIR, QA_QUESTION, QA_TOP_K
+from wizardcoder_integrations.scenarios.llama_index_agents import DOCS_DIR, QA_QUESTION, QA_TOP_K
 
 pytestmark = pytest.mark.slow
 

@@ -20,10 +20,14 @@ from wizardcoder_integrations.engine import Engine, RemoteEngine
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError
 from wizardcoder_integrations.langchain import ChatWizardCoder, WizardCoderLLM
 from wizardcoder_integrations.llama_index import WizardCoder
-from wizardcoder_integrations.standin.agent_examples import FUNCTION_QUESTION, FUNCTION_SYSTEM_PROMPT, LLM_SETTINGS
-from wizardcoder_integrations.standin.agent_examples import get_weather as get_city_weather
-from wizardcoder_integrations.standin.tasks import CODE_TASKS
-from wizardcoder_integrations.standin.tool_examples import WEATHER_ANSWER, WEATHER_QUESTION, WEATHER_RESULT
+from wizardcoder_integrations.scenarios.llama_index_agents import (
+    FUNCTION_QUESTION,
+    FUNCTION_SYSTEM_PROMPT,
+    LLM_SETTINGS,
+)
+from wizardcoder_integrations.scenarios.llama_index_agents import get_weather as get_city_weather
+from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
+from wizardcoder_integrations.scenarios.tool_calls import WEATHER_ANSWER, WEATHER_QUESTION, WEATHER_RESULT
 
 from .conftest import Server, start_server
 

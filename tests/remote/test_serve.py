@@ -14,8 +14,8 @@ import pytest
 
 from wizardcoder_integrations.engine import Engine, RemoteEngine, StreamDelta
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError
-from wizardcoder_integrations.standin.tasks import CODE_TASKS
-from wizardcoder_integrations.standin.tool_examples import ORDER_QUESTION, PizzaOrder
+from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
+from wizardcoder_integrations.scenarios.tool_calls import ORDER_QUESTION, PizzaOrder
 
 from .conftest import Server, start_server
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wizardcoder_integrations.errors import ConfigurationError
-from wizardcoder_integrations.standin.repair_examples import REPAIR_TASK
+from wizardcoder_integrations.scenarios.repair import REPAIR_TASK
 from wizardcoder_integrations.tools.core import PythonSandbox, WriteAndRunPython
 
 

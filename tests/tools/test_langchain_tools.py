@@ -8,8 +8,8 @@ import pytest
 from langchain_tests.integration_tests import ToolsIntegrationTests
 from langchain_tests.unit_tests import ToolsUnitTests
 
+from wizardcoder_integrations.scenarios.repair import REPAIR_TASK
 from wizardcoder_integrations.standin import load_standin_engine
-from wizardcoder_integrations.standin.repair_examples import REPAIR_TASK
 from wizardcoder_integrations.tools.langchain import PythonSandboxTool, WriteAndRunPythonTool
 
 

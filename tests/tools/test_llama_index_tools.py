@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wizardcoder_integrations.standin.repair_examples import REPAIR_TASK
+from wizardcoder_integrations.scenarios.repair import REPAIR_TASK
 from wizardcoder_integrations.tools.llama_index import python_sandbox_tool, write_and_run_python_tool
 
 

@@ -16,14 +16,14 @@ from pydantic import BaseModel, Field, field_validator
 
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError
 from wizardcoder_integrations.langchain import ChatWizardCoder
-from wizardcoder_integrations.standin import STANDIN_REPO, build_standin
-from wizardcoder_integrations.standin.tasks import CODE_TASKS
-from wizardcoder_integrations.standin.tool_examples import (
+from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
+from wizardcoder_integrations.scenarios.tool_calls import (
     BROKEN_CALL_QUESTION,
     CAT_JOKE,
     WEATHER_ANSWER,
     WEATHER_QUESTION,
 )
+from wizardcoder_integrations.standin import STANDIN_REPO, build_standin
 
 pytestmark = pytest.mark.slow
 
@@ -113,9 +113,9 @@ def test_usage_and_metadata_are_on_every_reply_and_on_exactly_one_chunk(chat: Ch
     reply = chat.invoke(task.instruction)
     assert reply.content == task.response.strip()
     prompt_tokens = len(engine.tokenize(chat._render([HumanMessage(task.instruction)], {})[0]))
-    assert reply.usage_metadata == {"input_tokens": prompt_tokens,
-                                    "output_tokens": chat.get_num_tokens(task.response) + 1,
-                                    "total_tokens": prompt_tokens + chat.get_num_tokens(task.response) + 1}
+    output_tokens = len(engine.generate([task.instruction], do_sample=False)[0].token_ids)  # with the EOS
+    assert reply.usage_metadata == {"input_tokens": prompt_tokens, "output_tokens": output_tokens,
+                                    "total_tokens": prompt_tokens + output_tokens}
     assert chat.get_num_tokens_from_messages([HumanMessage(task.instruction)]) == prompt_tokens
     assert reply.response_metadata["model_name"] == STANDIN_REPO
     assert reply.response_metadata["finish_reason"] == "stop"

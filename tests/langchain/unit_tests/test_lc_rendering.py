@@ -27,13 +27,13 @@ from wizardcoder_integrations.langchain import ChatWizardCoder, WizardCoderLLM
 from wizardcoder_integrations.langchain._tools import normalize_tool_choice, to_tool_specs
 from wizardcoder_integrations.langchain.chat_models import _ReplyChunks
 from wizardcoder_integrations.prompt import PREAMBLE
-from wizardcoder_integrations.standin import STANDIN_REPO
-from wizardcoder_integrations.standin.tool_examples import (
+from wizardcoder_integrations.scenarios.tool_calls import (
     BROKEN_CALL_QUESTION,
     JSON_JOKE_REQUEST,
     WEATHER_QUESTION,
-    tool_examples,
 )
+from wizardcoder_integrations.standin import STANDIN_REPO
+from wizardcoder_integrations.standin.data import training_examples
 from wizardcoder_integrations.toolcalls import InvalidToolCall, ParsedToolCall, ToolCallStream
 
 
@@ -239,14 +239,14 @@ def _standard_scenarios() -> list[tuple[list[Any], dict[str, Any]]]:
 
 
 def test_the_standin_was_trained_on_the_exact_prompts_the_chat_model_renders(chat: ChatWizardCoder) -> None:
-    trained = {prompt for prompt, _ in tool_examples()}
+    trained = {prompt for prompt, _ in training_examples()}  # the recorded data the stand-in learns
     for messages, kwargs in _standard_scenarios():
         if "tools" in kwargs:
             from wizardcoder_integrations.langchain._tools import to_openai_tools
 
             kwargs = {**kwargs, "tools": to_openai_tools(kwargs["tools"])}
         prompt, _, _ = _render(chat, messages, **kwargs)
-        assert prompt in trained, prompt
+        assert prompt in trained, f"not in the recorded training data (run `make standin-data`):\n{prompt}"
 
 
 # -- replies -> chunks -------------------------------------------------------------------------------------

