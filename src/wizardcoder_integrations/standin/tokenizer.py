@@ -188,4 +188,4 @@ def load_llama_tokenizer(*, root: Path | None = None) -> Any:
 
 if __name__ == "__main__":  # `python -m wizardcoder_integrations.standin.tokenizer`: fetch and build now
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(llama_tokenizer_dir())
+    logger.info("the LLaMA tokenizer is ready in %s", llama_tokenizer_dir())

@@ -182,5 +182,6 @@ def test_max_retries_retries_failures_that_produced_nothing(engine: Any) -> None
         complete(_Flaky(engine, failures=1), retries=0)
     too_long = _Flaky(engine, failures=1)
     with pytest.raises(GenerationError, match="simulated"):
-        complete(too_long, retries=3, prompt="word " * 5000)  # cannot fit the context: no retry helps
+        # cannot fit the context ("word" is one token): no retry helps
+        complete(too_long, retries=3, prompt="word " * (engine.info.context_length + 1))
     assert too_long.requests == 1
