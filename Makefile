@@ -19,10 +19,6 @@ $(STAMP): pyproject.toml requirements/cpu-gptq.txt requirements/constraints.txt 
 	@command -v bwrap >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap; fi; }
-	@# npm fetches the stand-in's tokenizer (llama-tokenizer-js, checked against its recorded integrity hash)
-	@command -v npm >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq npm; \
-	  else sudo apt-get update -qq && sudo apt-get install -y -qq npm; fi; }
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "torch==$(TORCH_VERSION)"
@@ -38,9 +34,12 @@ demo: setup
 test: setup standin-tokenizer
 	TRITON_INTERPRETER_PATH=$(abspath $(TRITON_DIR)) $(PY) -m pytest
 
-# Fetch llama-tokenizer-js with npm (verified) and build the stand-in's tokenizer into the cache; the tests
-# then run offline.
+# Fetch llama-tokenizer-js with npm (installed with apt where missing), check it against its recorded sha512
+# integrity and build the stand-in's tokenizer into the cache; the tests then run offline.
 standin-tokenizer: setup
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq npm; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq npm; fi; }
 	$(PY) -m wizardcoder_integrations.standin.tokenizer
 
 # Re-record the stand-in's training data (standin/data/*.jsonl) after changing a scenario, the template,

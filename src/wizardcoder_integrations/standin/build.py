@@ -9,6 +9,7 @@ size. Builds are deterministic and cached under a key of the data, the tokenizer
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -77,26 +78,34 @@ def build_key() -> str:
 
 
 def build_standin(*, force: bool = False) -> Standin:
-    """Build (or reuse the cached) stand-in and return where it is. Progress goes to this package's logger."""
-    root = cache_root() / f"standin-{build_key()}"
+    """Build (or reuse the cached) stand-in and return where it is. Progress goes to this package's logger.
+
+    One process builds a key at a time (a file lock); others wait for it and reuse its result.
+    """
+    key = build_key()
+    root = cache_root() / f"standin-{key}"
     if (root / "DONE").is_file() and not force:
         return _describe(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("building the stand-in model in %s (minutes on a CPU, once)", root)
-    tmp = Path(tempfile.mkdtemp(prefix="standin-build-", dir=root.parent))
-    threads = torch.get_num_threads()
-    # One thread: the same float reductions (and so the same bytes) on every machine; the model is too small
-    # to gain from more.
-    torch.set_num_threads(1)
-    try:
-        _build(tmp, training_examples())
-        (tmp / "DONE").write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
-        if root.exists():
-            shutil.rmtree(root)
-        tmp.rename(root)
-    finally:
-        torch.set_num_threads(threads)
-        shutil.rmtree(tmp, ignore_errors=True)
+    with open(root.parent / f"standin-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / "DONE").is_file() and not force:
+            return _describe(root)
+        logger.info("building the stand-in model in %s (minutes on a CPU, once)", root)
+        tmp = Path(tempfile.mkdtemp(prefix="standin-build-", dir=root.parent))
+        threads = torch.get_num_threads()
+        # One thread: the same float reductions (and so the same bytes) on every machine; the model is too
+        # small to gain from more.
+        torch.set_num_threads(1)
+        try:
+            _build(tmp, training_examples())
+            (tmp / "DONE").write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
+            if root.exists():
+                shutil.rmtree(root)
+            tmp.rename(root)
+        finally:
+            torch.set_num_threads(threads)
+            shutil.rmtree(tmp, ignore_errors=True)
     return _describe(root)
 
 
