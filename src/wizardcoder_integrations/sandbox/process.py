@@ -16,6 +16,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .base import SandboxExecutionError
+from .cgroups import RunCounters, WorkerCgroup
+from .uids import UidLease
 from .worker import decode_fields
 
 __all__ = ["OutputBuffer", "SandboxProcess", "remove_tree", "spawn_in_background"]
@@ -68,9 +70,26 @@ class OutputBuffer:
 
 
 class SandboxProcess:
-    """A launched worker (bwrap or bare supervisor) with its stdout/stderr/result pipes."""
+    """A launched worker (bwrap or bare supervisor) with its stdout/stderr/result pipes, its cgroup and uid.
 
-    def __init__(self, argv: list[str], *, env: dict[str, str] | None, cwd: str | None, max_output: int) -> None:
+    The result pipe is written only by the supervisor (the code never holds it); the host reads
+    every result field there, or makes the result itself when the worker died or was killed.
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None,
+        cwd: str | None,
+        max_output: int,
+        cgroup: WorkerCgroup | None = None,
+        uid: UidLease | None = None,
+    ) -> None:
+        self.cgroup = cgroup
+        self.uid = uid
+        if cgroup is not None:
+            argv = cgroup.wrap(argv, shutil.which("sh") or "/bin/sh")
         result_r, result_w = os.pipe()
         try:
             self.popen = subprocess.Popen(
@@ -103,7 +122,16 @@ class SandboxProcess:
         for fd in self._open:
             os.set_blocking(fd, False)
             self.selector.register(fd, selectors.EVENT_READ)
+        self.pidfd = os.pidfd_open(self.popen.pid)
+        self.selector.register(self.pidfd, selectors.EVENT_READ)
         self.killed = False
+        self.worker_died = False
+        """The worker exited while a result was awaited (a supervisor failure, unless a frame came)."""
+        self.started = False
+        """The supervisor took the current job and started the code."""
+        self.output_overflow = False
+        self.before = RunCounters()
+        """The cgroup's counters when the current run started."""
         self.runs = 0
 
     # input --------------------------------------------------------------------------------------
@@ -137,7 +165,14 @@ class SandboxProcess:
                 buf.feed(chunk)
 
     def pop_frame(self) -> dict[str, str] | None:
-        """Next complete result frame, if any (ValueError when it is malformed)."""
+        """Next complete result frame, if any (ValueError when it is malformed); notes "started"."""
+        frame = self._pop_frame()
+        while frame is not None and "started" in frame:
+            self.started = True
+            frame = self._pop_frame()
+        return frame
+
+    def _pop_frame(self) -> dict[str, str] | None:
         if len(self.frames) < 4:
             return None
         size = int.from_bytes(self.frames[:4], "big")
@@ -167,19 +202,34 @@ class SandboxProcess:
                 if frame is not None:
                     self.drain_nowait()
                     return frame
-            if not self._open:
+            if self.stdout.dropped or self.stderr.dropped:
+                self.output_overflow = True
+                return None
+            if self.worker_died or not self._open:
                 return None if until_frame else self.pop_frame()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
             for key, _ev in self.selector.select(remaining):
-                self._read(key.fd)  # type: ignore[arg-type]
+                if key.fd == self.pidfd:
+                    self.selector.unregister(self.pidfd)
+                    for fd in list(self._open):  # what the worker wrote before it died
+                        self._read(fd)
+                    self.worker_died = True
+                else:
+                    self._read(key.fd)  # type: ignore[arg-type]
 
     def drain_nowait(self) -> None:
         """Take whatever stdout/stderr hold right now (output written before the last frame)."""
         for fd in list(self._open):
             if fd != self.result_r:
                 self._read(fd)
+
+    def kill_run(self) -> None:
+        """Kill the worker and every process of its cgroup (orphans of a dead supervisor included)."""
+        self.kill()
+        if self.cgroup is not None:
+            self.cgroup.kill()
 
     # lifecycle ----------------------------------------------------------------------------------
     def kill(self) -> None:
@@ -197,7 +247,7 @@ class SandboxProcess:
             return None
 
     def close(self) -> None:
-        """Kill if still running, reap, close every pipe."""
+        """Kill if still running, reap, remove the cgroup, give back the uid, close every pipe."""
         if self.popen.poll() is None:
             if self.popen.stdin is not None:
                 with contextlib.suppress(OSError):
@@ -205,6 +255,19 @@ class SandboxProcess:
             if self.wait(0.5) is None:
                 self.kill()
                 self.popen.wait()
+        if self.cgroup is not None:
+            self.cgroup.kill()
+            self.cgroup.remove()
+            self.cgroup = None
+        if self.uid is not None:
+            self.uid.release()
+            self.uid = None
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(self.pidfd)
+        if self.pidfd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.pidfd)
+            self.pidfd = -1
         for fd in list(self._open):
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(fd)
