@@ -95,6 +95,7 @@ class StopReason(enum.StrEnum):
     LEFTOVER = "leftover"
     """Sessions only: a call left threads running; the session was ended so they cannot run on."""
 
+
 TierName = Literal["auto", "A", "B", "unsafe"]
 
 

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Self
 from ..errors import ConfigurationError
 from .base import (
     DEFAULT_MAX_FILES,
-    StopReason,
     MAX_MEMORY_BYTES,
     MAX_TIMEOUT_S,
     MIN_MEMORY_BYTES,
@@ -26,6 +25,7 @@ from .base import (
     ExecutionResult,
     SandboxConfig,
     SandboxExecutionError,
+    StopReason,
     _check_range,
 )
 from .cgroups import RunCounters, WorkerCgroup, cgroup_support
@@ -134,7 +134,15 @@ class Sandbox(CodeExecutor):
         return sorted({d for d in dirs if not other_can_reach(d, uid, gid)})
 
     def _job(
-        self, mode: str, *, code: str, timeout: float, memory: int, files: dict[str, bytes], workdir: str, uid: int | None
+        self,
+        mode: str,
+        *,
+        code: str,
+        timeout: float,
+        memory: int,
+        files: dict[str, bytes],
+        workdir: str,
+        uid: int | None,
     ) -> dict:
         cfg = self.config
         if cfg.cpu_time is not None:

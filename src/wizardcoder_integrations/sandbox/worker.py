@@ -821,7 +821,7 @@ class Supervisor:
                 os.kill(target, _SIGKILL)
             except ProcessLookupError:
                 pass
-        try:
+        try:  # noqa: SIM105 - contextlib would cost start-up time
             _pid, status, self.rusage = os.wait4(self.child, 0)
         except ChildProcessError:
             pass
