@@ -329,6 +329,8 @@ class Sandbox(CodeExecutor):
     def _await_frame(proc: SandboxProcess, deadline: float) -> dict[str, str] | None:
         """The supervisor's result frame, or None after the host stopped the run (output, crash, backstop)."""
         frame = proc.pump(deadline, until_frame=True)
+        if frame is None and not proc.output_overflow and time.monotonic() < deadline:
+            proc.worker_died = True  # the pipes closed early: the worker is gone
         if frame is None:
             proc.kill_run()  # output over the cap, a dead supervisor, or the backstop deadline
             proc.wait(GRACE_S)

@@ -211,6 +211,8 @@ class SandboxProcess:
             if remaining <= 0:
                 return None
             for key, _ev in self.selector.select(remaining):
+                if key.fd != self.pidfd and key.fd not in self._open:
+                    continue  # closed while handling an earlier event of this batch
                 if key.fd == self.pidfd:
                     self.selector.unregister(self.pidfd)
                     for fd in list(self._open):  # what the worker wrote before it died

@@ -351,6 +351,11 @@ def _lock_down(job: dict, ruleset_fd: int | None, supervisor: int, keep: list[in
             os.closerange(low, fd)
         low = fd + 1
     os.closerange(low, 1 << 20)
+    try:  # the code's processes, not the supervisor, are what the run's out-of-memory killer picks
+        with open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("1000")
+    except OSError:
+        pass
     for name, value in job["rlimits"].items():
         res = getattr(resource, "RLIMIT_" + name)
         resource.setrlimit(res, tuple(value) if isinstance(value, list) else (value, value))
