@@ -520,6 +520,7 @@ def _child_session(req_r: int, report_w: int) -> None:
         _code, report = _execute(request["code"], namespace)
         if os.getpid() != me:
             os._exit(0)
+        report["nonce"] = request["nonce"]
         _write_all(report_w, encode_fields(report))
 
 
@@ -598,6 +599,8 @@ class Supervisor:
         self.locked = False
         self.setup_error: str | None = None
         self.syscall: str | None = None
+        self.nonce: str | None = None
+        """A session call's random tag: a report counts only when the session loop echoes it."""
         self.rusage = None
         self.reports = _Reports()
 
@@ -740,6 +743,8 @@ class Supervisor:
                 if "setup_error" in report:
                     self.setup_error = report["setup_error"][:TRACEBACK_CAP]
                     continue
+            if self.nonce is not None and report.get("nonce") != self.nonce:
+                continue  # written by the code, not by the session loop for this call
             return {k: report[k] for k in (*_CHILD_KEYS, "exit_code") if k in report}
 
     def wait(
@@ -924,8 +929,9 @@ class Supervisor:
             started = time.monotonic()
             self._drain_report()  # whatever the previous call wrote after its report is not this call's
             self.reports.buf.clear()
+            self.nonce = request["nonce"] = os.urandom(12).hex()
             try:  # noqa: SIM105 - contextlib would cost start-up time
-                _write_all(self.req_w, raw)
+                _write_all(self.req_w, pack_message(request))
             except OSError:
                 pass
             event, report, status = self.wait(request["timeout"], want_report=True)
