@@ -25,22 +25,17 @@ class Stop:
     """Sandbox settings for this case (a Sandbox of its own when not empty)."""
 
 
+FORK_MEMORY = (
+    "import os, time\nfor _ in range(4):\n    if os.fork() == 0:\n        x = bytearray(60 << 20)\n"
+    "        time.sleep(3)\n        os._exit(0)\nos.wait()"
+)
+FORK_BOMB = "import os, time\nwhile True:\n    if os.fork() == 0:\n        time.sleep(3)\n        os._exit(0)"
 STOPS = [
     Stop(StopReason.TIMEOUT, "while True:\n    pass", {"timeout": 0.5}),
     Stop(StopReason.CPU, "while True:\n    pass", {"timeout": 10.0}, {"cpu_time": 1}),
     Stop(StopReason.MEMORY, "x = bytearray(1 << 30)", {"memory": 128 * MiB}),
-    Stop(
-        StopReason.MEMORY,
-        "import os, time\nfor _ in range(4):\n    if os.fork() == 0:\n"
-        "        x = bytearray(60 << 20)\n        time.sleep(3)\n        os._exit(0)\nos.wait()",
-        {"memory": 128 * MiB, "timeout": 5.0},
-    ),  # fmt: skip
-    Stop(
-        StopReason.PIDS,
-        "import os, time\nwhile True:\n    if os.fork() == 0:\n        time.sleep(3)\n        os._exit(0)",
-        {"timeout": 5.0},
-        {"max_processes": 8},
-    ),  # fmt: skip
+    Stop(StopReason.MEMORY, FORK_MEMORY, {"memory": 128 * MiB, "timeout": 5.0}),
+    Stop(StopReason.PIDS, FORK_BOMB, {"timeout": 5.0}, {"max_processes": 8}),
     Stop(StopReason.DISK, "with open('big', 'wb') as fh:\n    fh.write(bytes(8 << 20))", {}, {"disk": 4 * MiB}),
     Stop(StopReason.OUTPUT, "while True:\n    print('A' * 1000)", {"timeout": 5.0}, {"max_output": 4096}),
     Stop(StopReason.SYSCALL, "import ctypes\nctypes.CDLL(None).syscall({nr_reboot}, 0, 0, 0, 0)\nprint('alive')"),
