@@ -80,8 +80,8 @@ def test_reasons_are_distinct_documented_values() -> None:
         assert f"`{value}`" in docs, f"docs/sandbox.md does not document the stop reason {value!r}"
 
 
-def _running_supervisor() -> int | None:
-    """A supervisor below this test process: alive, of a sandbox uid, whose parent (the worker) is root."""
+def _running_supervisors() -> set[int]:
+    """Supervisors below this test process: alive, of a sandbox uid, whose parent (the worker) is root."""
     procs: dict[int, tuple[int, int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -105,10 +105,10 @@ def _running_supervisor() -> int | None:
                 return False
         return False
 
-    for pid, (uid, ppid) in procs.items():
-        if is_sandbox_uid(uid) and procs.get(ppid, (0, 0))[0] == 0 and below_me(pid):
-            return pid
-    return None
+    return {
+        pid for pid, (uid, ppid) in procs.items()
+        if is_sandbox_uid(uid) and procs.get(ppid, (0, 0))[0] == 0 and below_me(pid)
+    }  # fmt: skip
 
 
 def test_supervisor_failure_is_reported_and_nothing_survives(tier: str) -> None:
@@ -121,6 +121,7 @@ def test_supervisor_failure_is_reported_and_nothing_survives(tier: str) -> None:
         "        while True:\n            open('alive', 'w').write('x')\n            time.sleep(0.01)\n"
         "    os._exit(0)\nprint('started', flush=True)\ntime.sleep(20)"
     )
+    others = _running_supervisors()  # e.g. another test's idle session
     results: list[ExecutionResult | BaseException] = []
 
     def run() -> None:
@@ -135,7 +136,7 @@ def test_supervisor_failure_is_reported_and_nothing_survives(tier: str) -> None:
     deadline = time.monotonic() + 10
     while supervisor is None and time.monotonic() < deadline:
         time.sleep(0.05)
-        supervisor = _running_supervisor()
+        supervisor = next(iter(_running_supervisors() - others), None)
     assert supervisor is not None, "no supervisor found"
     time.sleep(0.2)
     os.kill(supervisor, 9)

@@ -283,8 +283,8 @@ class Sandbox(CodeExecutor):
             if host_workdir:
                 remove_tree(host_workdir)
             raise
-        proc.before = proc.cgroup.counters() if proc.cgroup is not None else RunCounters()
-        proc.started = proc.worker_died = proc.output_overflow = False
+        proc.started = proc.runs > 0
+        proc.worker_died = proc.output_overflow = False
         with contextlib.suppress(OSError):  # the worker died at once; its stderr says why (reported by the caller)
             proc.send(pack_message(job))
         return proc, host_workdir
@@ -348,7 +348,7 @@ class Sandbox(CodeExecutor):
     ) -> ExecutionResult:
         """The caller's result: the supervisor's frame plus what only the host knows (cgroup, output)."""
         after = proc.cgroup.counters() if proc.cgroup is not None else RunCounters()
-        before: RunCounters = getattr(proc, "before", RunCounters())
+        before, proc.before = proc.before, after  # a worker serves one run at a time: this one ends here
         cpu_time = (after.cpu_ns - before.cpu_ns) / 1e9 if proc.cgroup is not None else None
         uid = proc.uid.uid if proc.uid is not None else os.getuid()
         if frame is None:
@@ -358,7 +358,7 @@ class Sandbox(CodeExecutor):
                 reason = StopReason.TIMEOUT  # the host's backstop deadline passed
             elif after.oom_kills > before.oom_kills:
                 reason = StopReason.MEMORY
-            elif proc.started:
+            elif proc.started or not stderr.strip():  # a worker that cannot start says why on stderr
                 reason = StopReason.SUPERVISOR
             else:
                 raise SandboxExecutionError(

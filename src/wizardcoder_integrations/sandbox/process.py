@@ -128,7 +128,8 @@ class SandboxProcess:
         self.worker_died = False
         """The worker exited while a result was awaited (a supervisor failure, unless a frame came)."""
         self.started = False
-        """The supervisor took the current job and started the code."""
+        """The worker has shown it works (it served a run, or its session is up): losing it now is a
+        supervisor failure, not a failure to start."""
         self.output_overflow = False
         self.before = RunCounters()
         """The cgroup's counters when the current run started."""
@@ -165,14 +166,7 @@ class SandboxProcess:
                 buf.feed(chunk)
 
     def pop_frame(self) -> dict[str, str] | None:
-        """Next complete result frame, if any (ValueError when it is malformed); notes "started"."""
-        frame = self._pop_frame()
-        while frame is not None and "started" in frame:
-            self.started = True
-            frame = self._pop_frame()
-        return frame
-
-    def _pop_frame(self) -> dict[str, str] | None:
+        """Next complete result frame, if any (ValueError when it is malformed)."""
         if len(self.frames) < 4:
             return None
         size = int.from_bytes(self.frames[:4], "big")

@@ -16,7 +16,6 @@ from .base import (
     SandboxSessionClosedError,
     _check_range,
 )
-from .cgroups import RunCounters
 from .process import remove_tree
 from .worker import pack_message
 
@@ -90,7 +89,6 @@ class SandboxSession(CodeExecutor):
                 raise SandboxSessionClosedError(f"this sandbox session {why}; start a new one with Sandbox.session()")
             started = time.monotonic()
             proc = self._proc
-            proc.before = proc.cgroup.counters() if proc.cgroup is not None else RunCounters()
             proc.started = True  # the session's supervisor is up: a missing frame is its failure
             with contextlib.suppress(OSError):  # a dead worker shows up as a missing frame
                 proc.send(pack_message({"code": code, "timeout": float(timeout)}))

@@ -332,7 +332,7 @@ def _safe_relpath(rel: str) -> str:
 # --- the child -----------------------------------------------------------------------------------
 
 
-def _lock_down(job: dict, ruleset_fd: int | None, supervisor: int, keep: list[int], listener_sock: int | None) -> None:
+def _lock_down(job: dict, ruleset_fd: int | None, supervisor: int, keep: list[int], lock_sock: int) -> None:
     """Everything between fork and the first line of user code. Raises on any failure."""
     import resource
 
@@ -343,7 +343,7 @@ def _lock_down(job: dict, ruleset_fd: int | None, supervisor: int, keep: list[in
     devnull = os.open("/dev/null", os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    extra = [fd for fd in (ruleset_fd, listener_sock) if fd is not None]
+    extra = [fd for fd in (ruleset_fd, lock_sock) if fd is not None]
     keep_set = sorted({0, 1, 2, *keep, *extra})
     low = 0
     for fd in keep_set:
@@ -365,27 +365,34 @@ def _lock_down(job: dict, ruleset_fd: int | None, supervisor: int, keep: list[in
         landlock = _load_sibling("landlock")
         landlock.restrict_self(ruleset_fd)
         os.close(ruleset_fd)
+    listener = None
     if job["seccomp"]:
-        if listener_sock is not None:
-            _send_listener(seccomp.install_filter(job["_seccomp_filter"], listener=True), listener_sock)
-        else:
-            seccomp.install_filter(job["_seccomp_filter"])
+        listener = seccomp.install_filter(job["_seccomp_filter"], listener=job["notify"]) or None
     _setup_imports(job)
     os.environ.clear()
     os.environ.update(job["env"])
     os.chdir(job["workdir"])
+    _report_locked(lock_sock, listener)
 
 
-def _send_listener(listener: int, sock_fd: int) -> None:
-    """Hand the seccomp listener to the supervisor and keep no copy (the code must never answer it)."""
+def _report_locked(sock_fd: int, listener: int | None) -> None:
+    """Tell the supervisor the lock-down is complete (and hand it the seccomp listener), keeping no copy.
+
+    This channel is closed before the first line of user code, so the code can never claim a setup
+    error or answer a seccomp notification.
+    """
     import _socket
 
     sock = _socket.socket(fileno=sock_fd)
     try:
-        sock.sendmsg([b"L"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, listener.to_bytes(4, sys.byteorder))])
+        if listener is None:
+            sock.sendall(b"L")
+        else:
+            sock.sendmsg([b"L"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, listener.to_bytes(4, sys.byteorder))])
     finally:
         sock.close()
-        os.close(listener)
+        if listener is not None:
+            os.close(listener)
 
 
 def _setup_imports(job: dict) -> None:
@@ -525,15 +532,14 @@ def _child_session(req_r: int, report_w: int) -> None:
 
 
 def _child_main(
-    job: dict, ruleset_fd: int | None, supervisor: int, report_w: int, req_r: int | None, listener_sock: int | None
+    job: dict, ruleset_fd: int | None, supervisor: int, report_w: int, req_r: int | None, lock_sock: int
 ) -> None:
     try:
         keep = [report_w, *job.get("_reroute_fds", {}).values()]
         if req_r is not None:
             keep.append(req_r)
-        _lock_down(job, ruleset_fd, supervisor, keep, listener_sock)
+        _lock_down(job, ruleset_fd, supervisor, keep, lock_sock)
         # From here on the code is untrusted: the supervisor ignores any setup error it claims.
-        _write_all(report_w, encode_fields({"locked": 1}))
     except BaseException as exc:
         try:
             _write_all(report_w, encode_fields({"setup_error": f"{type(exc).__name__}: {exc}"}))
@@ -594,7 +600,8 @@ class Supervisor:
         self.pidfd = -1
         self.report_r = -1
         self.req_w = -1
-        self.listener_sock = -1
+        self.lock_sock = -1
+        """The child's lock-down channel: one b"L" (with the seccomp listener) before any user code."""
         self.listener = -1
         self.locked = False
         self.setup_error: str | None = None
@@ -674,25 +681,20 @@ class Supervisor:
         req_r = None
         if session:
             req_r, self.req_w = os.pipe()
-        child_sock = None
-        if self.job["notify"]:
-            import _socket
+        import _socket
 
-            ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
-            self.listener_sock, child_sock = ours.detach(), theirs.detach()
-            os.set_inheritable(child_sock, True)
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        self.lock_sock, child_sock = ours.detach(), theirs.detach()
         sys.stdout.flush()
         pid = os.fork()
         if pid == 0:
-            if self.listener_sock >= 0:
-                os.close(self.listener_sock)
+            os.close(self.lock_sock)
             _child_main(self.job, ruleset_fd, os.getppid(), report_w, req_r, child_sock)
         self.child = pid
         self.start = time.monotonic()
         os.close(report_w)
-        if child_sock is not None:
-            os.close(child_sock)
-            os.set_blocking(self.listener_sock, False)
+        os.close(child_sock)
+        os.set_blocking(self.lock_sock, False)
         if req_r is not None:
             os.close(req_r)
         if ruleset_fd is not None:
@@ -702,19 +704,21 @@ class Supervisor:
         self.pidfd = os.pidfd_open(pid)
 
     # waiting ------------------------------------------------------------------------------------
-    def _take_listener(self) -> None:
+    def _take_lock_message(self) -> None:
+        """Read the child's lock-down message if it is there (locked, and the listener); EOF = never locked."""
         import _socket
 
-        sock = _socket.socket(fileno=self.listener_sock)
+        sock = _socket.socket(fileno=self.lock_sock)
         try:
-            _msg, ancdata, _flags, _addr = sock.recvmsg(1, _socket.CMSG_SPACE(4))
+            msg, ancdata, _flags, _addr = sock.recvmsg(1, _socket.CMSG_SPACE(4))
         except BlockingIOError:
             sock.detach()
             return
         except OSError:
-            ancdata = []
+            msg, ancdata = b"", []
         sock.close()
-        self.listener_sock = -1
+        self.lock_sock = -1
+        self.locked = msg == b"L"
         for level, kind, data in ancdata:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
                 self.listener = int.from_bytes(data[:4], sys.byteorder)
@@ -732,17 +736,15 @@ class Supervisor:
 
     def _pop_report(self) -> dict[str, str] | None:
         """The next child report that counts: the lock-down marker and setup errors are consumed here."""
+        if not self.locked and self.lock_sock >= 0:
+            self._take_lock_message()  # sent before any frame the code could write
         while True:
             report = self.reports.pop()
             if report is None:
                 return None
-            if not self.locked:
-                if "locked" in report:
-                    self.locked = True
-                    continue
-                if "setup_error" in report:
-                    self.setup_error = report["setup_error"][:TRACEBACK_CAP]
-                    continue
+            if not self.locked and "setup_error" in report:
+                self.setup_error = report["setup_error"][:TRACEBACK_CAP]
+                continue
             if self.nonce is not None and report.get("nonce") != self.nonce:
                 continue  # written by the code, not by the session loop for this call
             return {k: report[k] for k in (*_CHILD_KEYS, "exit_code") if k in report}
@@ -760,8 +762,8 @@ class Supervisor:
         poller = select.poll()
         poller.register(self.pidfd, select.POLLIN)
         poller.register(self.report_r, select.POLLIN)
-        if self.listener_sock >= 0:
-            poller.register(self.listener_sock, select.POLLIN)
+        if self.lock_sock >= 0:
+            poller.register(self.lock_sock, select.POLLIN)
         if self.listener >= 0:
             poller.register(self.listener, select.POLLIN)
         deadline = time.monotonic() + timeout
@@ -784,9 +786,9 @@ class Supervisor:
             for fd, _ev in poller.poll(wait_s * 1000):
                 if fd == self.report_r:
                     self._drain_report()
-                elif fd == self.listener_sock:
+                elif fd == self.lock_sock:
                     poller.unregister(fd)
-                    self._take_listener()
+                    self._take_lock_message()
                     if self.listener >= 0:
                         poller.register(self.listener, select.POLLIN)
                 elif fd == self.listener:
@@ -988,7 +990,6 @@ def _serve_one(result_fd: int) -> None:
         sup.emit({"setup_error": f"supervisor: {type(exc).__name__}: {exc}", "setup_failed": 1,
                   "exit_code": SETUP_ERROR_EXIT})  # fmt: skip
         os._exit(1)
-    sup.emit({"started": 1})
     if session:
         sup.run_session()
         os._exit(1)
