@@ -11,7 +11,6 @@ import pytest
 
 from wizardcoder_integrations.sandbox import (
     DEFAULT_UID_RANGE,
-    NOBODY,
     Sandbox,
     SandboxUnavailableError,
     WeakIsolationWarning,
@@ -68,7 +67,7 @@ def _proc_info(pid: int) -> tuple[int, int] | None:
 
 
 def sandbox_uid_processes() -> set[int]:
-    """Live processes running as a sandbox uid (or nobody) that do not descend from this test process."""
+    """Live processes running as a sandbox uid that do not descend from this test process."""
     me = os.getpid()
     infos = {}
     for entry in os.listdir("/proc"):
@@ -78,7 +77,7 @@ def sandbox_uid_processes() -> set[int]:
                 infos[int(entry)] = info
     out = set()
     for pid, (uid, _ppid) in infos.items():
-        if not (is_sandbox_uid(uid) or uid == NOBODY) or pid == me:
+        if not is_sandbox_uid(uid) or pid == me:
             continue
         cur, hops = pid, 0
         while cur not in (0, 1, me) and hops < 64:
