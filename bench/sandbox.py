@@ -170,6 +170,7 @@ def main() -> None:
     parser.add_argument("--baseline", help="another checkout of this package to measure in the same run")
     parser.add_argument("--latency-rounds", type=int, default=3, help="latency rounds (alternating with baseline)")
     parser.add_argument("--latency-round", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help="result file name in bench/results/ (default: sandbox-<host>-<date>.json)")
     args = parser.parse_args()
     warnings.simplefilter("ignore", WeakIsolationWarning)
     if args.latency_round:  # one round for a --baseline parent; prints JSON
@@ -250,7 +251,7 @@ def main() -> None:
         )
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"sandbox-{socket.gethostname()}-{dt.date.today().isoformat()}.json"
+    out = RESULTS / (args.out or f"sandbox-{socket.gethostname()}-{dt.date.today().isoformat()}.json")
     out.write_text(json.dumps(report, indent=2) + "\n")
 
     print(f"{info.describe()}\n{machine['cpu_count']} CPUs, kernel {machine['kernel']}, Python {machine['python']}, "
