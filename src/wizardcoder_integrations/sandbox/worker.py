@@ -164,8 +164,38 @@ def _children_of(ppid: int) -> list[int]:
     return kids
 
 
+def _children(pid: int) -> list[int] | None:
+    """Live children of ``pid`` from /proc/<pid>/task/*/children (None if the kernel lacks that file)."""
+    kids: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+                kids.extend(int(k) for k in fh.read().split())
+        except FileNotFoundError:
+            if tid == str(pid) and not os.path.exists(f"/proc/{pid}/task/{tid}/children"):
+                return None
+        except OSError:
+            continue
+    return kids
+
+
 def _descendants(root: int) -> list[int]:
-    """Every live (not zombie) process below ``root``, from /proc (which the supervisor can read)."""
+    """Every process below ``root`` (zombies included), from /proc (which the supervisor can read)."""
+    found, frontier = [], [root]
+    while frontier:
+        kids = _children(frontier.pop())
+        if kids is None:  # no children files: scan every process once
+            return _descendants_by_scan(root)
+        found.extend(kids)
+        frontier.extend(kids)
+    return found
+
+
+def _descendants_by_scan(root: int) -> list[int]:
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -187,11 +217,20 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
+
+
 def _sweep_except(keep: int) -> int:
     """Kill every descendant of ours but ``keep`` (a session's child, between calls); returns how many."""
     killed: set[int] = set()
     for _ in range(100):
-        victims = [p for p in _descendants(os.getpid()) if p != keep]
+        victims = [p for p in _descendants(os.getpid()) if p != keep and _alive(p)]
         if not victims:
             break
         for pid in victims:
