@@ -29,7 +29,7 @@ from .base import (
     _check_range,
 )
 from .cgroups import RunCounters, WorkerCgroup, cgroup_support
-from .process import SandboxProcess, remove_tree, spawn_in_background
+from .process import SandboxProcess, close_in_background, remove_tree, spawn_in_background
 from .tiers import (
     SANDBOX_WORKDIR,
     IsolationTier,
@@ -112,6 +112,7 @@ class Sandbox(CodeExecutor):
         self._closed = False
         self._pool_lock = threading.Lock()
         self._spares: list[SandboxProcess] = []
+        self._closing: list = []  # used workers being closed in the background
         self._pending = 0
         weakref.finalize(self, _close_all, self._spares)
         self._refill()
@@ -296,6 +297,9 @@ class Sandbox(CodeExecutor):
             spares, self._spares[:] = list(self._spares), []
         for proc in spares:
             proc.close()
+        for future in list(self._closing):  # their cgroups and uids are given back before close() returns
+            with contextlib.suppress(Exception):
+                future.result(timeout=10)
 
     # running -----------------------------------------------------------------------------------
     def run(
@@ -320,7 +324,9 @@ class Sandbox(CodeExecutor):
             result = self._result(frame, proc, stdout, stderr, out_trunc or err_trunc, time.monotonic() - started)
         finally:
             if not (reusable and self._give_back(proc)):
-                proc.close()
+                with self._pool_lock:
+                    self._closing = [f for f in self._closing if not f.done()]
+                    self._closing.append(close_in_background(proc))
             if host_workdir:
                 remove_tree(host_workdir)
         return result

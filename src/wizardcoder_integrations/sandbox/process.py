@@ -20,7 +20,7 @@ from .cgroups import RunCounters, WorkerCgroup
 from .uids import UidLease
 from .worker import decode_fields
 
-__all__ = ["OutputBuffer", "SandboxProcess", "remove_tree", "spawn_in_background"]
+__all__ = ["OutputBuffer", "SandboxProcess", "close_in_background", "remove_tree", "spawn_in_background"]
 
 RESULT_FRAME_CAP = 1 << 20
 """Largest result frame the host accepts from the supervisor."""
@@ -44,6 +44,18 @@ def spawn_in_background(fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         if _SPAWNER is None:
             _SPAWNER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wci-sandbox-spawner")
         return _SPAWNER.submit(fn)
+
+
+_REAPER: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def close_in_background(proc: SandboxProcess) -> concurrent.futures.Future[None]:
+    """Close a used worker off the caller's path (the run's own processes are already gone)."""
+    global _REAPER
+    with _SPAWNER_LOCK:
+        if _REAPER is None:
+            _REAPER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wci-sandbox-reaper")
+        return _REAPER.submit(proc.close)
 
 
 class OutputBuffer:
