@@ -60,7 +60,6 @@ class RunCounters:
     """Times the memory limit was hit (a charge refused or reclaimed under the limit)."""
     pids_refused: int = 0
     cpu_ns: int = 0
-    tasks: int = 0
 
 
 def _read(path: str) -> str:
@@ -319,8 +318,8 @@ class WorkerCgroup:
 
     # reading ------------------------------------------------------------------------------------
     def counters(self) -> RunCounters:
-        """oom kills, refused forks, CPU time and live tasks of the cgroup so far."""
-        oom = mem = refused = cpu = tasks = 0
+        """Out-of-memory kills, memory-limit hits, refused forks and CPU time of the cgroup so far."""
+        oom = mem = refused = cpu = 0
         with contextlib.suppress(OSError, ValueError):
             if self.version == 2:
                 events = _read(os.path.join(self.memory, "memory.events"))
@@ -330,15 +329,13 @@ class WorkerCgroup:
                 mem = int(_read(os.path.join(self.memory, "memory.failcnt")))
         with contextlib.suppress(OSError, ValueError):
             refused = _key(_read(os.path.join(self.pids, "pids.events")), "max")
-        with contextlib.suppress(OSError, ValueError):
-            tasks = int(_read(os.path.join(self.pids, "pids.current")))
         if self.cpuacct:
             with contextlib.suppress(OSError, ValueError):
                 if self.version == 2:
                     cpu = _key(_read(os.path.join(self.cpuacct, "cpu.stat")), "usage_usec") * 1000
                 else:
                     cpu = int(_read(os.path.join(self.cpuacct, "cpuacct.usage")))
-        return RunCounters(oom, mem, refused, cpu, tasks)
+        return RunCounters(oom, mem, refused, cpu)
 
     # ending -------------------------------------------------------------------------------------
     def kill(self) -> None:
