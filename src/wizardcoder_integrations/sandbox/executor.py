@@ -193,6 +193,7 @@ class Sandbox(CodeExecutor):
                 disk_bytes=self.config.disk,
                 as_root=self._as_root,
                 command=worker_command(self._layout, "{RESULT_FD}"),
+                mount_proc=self.info.landlock_abi > 0,
             )
         else:
             argv = worker_command(self._layout, "{RESULT_FD}")

@@ -265,8 +265,13 @@ def bwrap_argv(
     disk_bytes: int,
     as_root: bool,
     command: list[str],
+    mount_proc: bool = True,
 ) -> list[str]:
-    """The full bubblewrap command line for tier A (``command`` runs inside, cwd = /sandbox)."""
+    """The full bubblewrap command line for tier A (``command`` runs inside, cwd = /sandbox).
+
+    ``mount_proc``: mount the pid namespace's own /proc for the supervisor (only where Landlock keeps
+    the code out of it).
+    """
     argv = [bwrap]
     if as_root:
         # Real root gets every namespace except the user namespace: a userns would map the sandbox
@@ -311,7 +316,9 @@ def bwrap_argv(
         argv += [*parents(path), "--ro-bind", path, path]
     # Only the device nodes Python needs (fewer mounts: faster, less to attack).
     # /proc of the sandbox's own pid namespace, for the supervisor (Landlock keeps the code out of it).
-    argv += ["--proc", "/proc", "--perms", "0755", "--dir", "/dev"]
+    if mount_proc:
+        argv += ["--proc", "/proc"]
+    argv += ["--perms", "0755", "--dir", "/dev"]
     for dev in _DEV_NODES:
         argv += ["--dev-bind", dev, dev]
     argv += ["--size", str(disk_bytes), "--perms", "0700", "--tmpfs", SANDBOX_WORKDIR, "--chdir", SANDBOX_WORKDIR]
@@ -429,7 +436,8 @@ def detect_tier(requested: IsolationTier | str = "auto", *, allow_unsafe: bool =
         if abi == 0:
             warnings.append(
                 "Landlock is unavailable (kernel < 5.13 or not in the `lsm=` boot list): tier A relies on "
-                "bubblewrap's mount namespace alone for filesystem isolation"
+                "bubblewrap's mount namespace alone for filesystem isolation, mounts no /proc, and so cannot see "
+                "threads a session call leaves running"
             )
         elif abi < 6:
             warnings.append(f"Landlock ABI {abi} < 6: no signal/abstract-socket scoping (namespaces cover it)")
