@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sandbox_support import AS_ROOT, Listeners, make_sandbox
+from sandbox_support import AS_ROOT, Listeners, Tenant, make_sandbox, tenant_pid
 
 from wizardcoder_integrations.sandbox import NOBODY, Sandbox
 
@@ -105,3 +105,14 @@ def victim() -> Iterator[int]:
     yield proc.pid
     proc.kill()
     proc.wait()
+
+
+@pytest.fixture(scope="session")
+def tenant() -> Iterator[Tenant]:
+    """Another tenant: an idle session in its own Sandbox (tier A, so its host pid is a real target)."""
+    sb = make_sandbox("A", timeout=5.0, prespawn=0)
+    session = sb.session()
+    uid = session.uid if session.uid is not None else os.getuid()
+    yield Tenant(session, tenant_pid(uid) if AS_ROOT else os.getpid())
+    session.close()
+    sb.close()

@@ -9,10 +9,25 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from wizardcoder_integrations.sandbox import NOBODY, Sandbox, SandboxUnavailableError, WeakIsolationWarning, landlock
+from wizardcoder_integrations.sandbox import (
+    DEFAULT_UID_RANGE,
+    Sandbox,
+    SandboxUnavailableError,
+    WeakIsolationWarning,
+    landlock,
+)
 
 AS_ROOT = os.geteuid() == 0
-SANDBOX_UID = NOBODY if AS_ROOT else os.getuid()
+UID_FIRST, UID_COUNT = DEFAULT_UID_RANGE
+
+
+def is_sandbox_uid(uid: int | None) -> bool:
+    """A uid the sandbox runs code as (one of its range as root, else this process's own)."""
+    if not AS_ROOT:
+        return uid == os.getuid()
+    return uid is not None and UID_FIRST <= uid < UID_FIRST + UID_COUNT
+
+
 RUNNER_SECRET = f"RUNNER-ENV-SECRET-{os.getpid()}"
 os.environ["WCI_SANDBOX_TEST_RUNNER_SECRET"] = RUNNER_SECRET  # present while every worker is spawned
 
@@ -52,7 +67,7 @@ def _proc_info(pid: int) -> tuple[int, int] | None:
 
 
 def sandbox_uid_processes() -> set[int]:
-    """Live processes running as the sandbox uid that do not descend from this test process."""
+    """Live processes running as a sandbox uid that do not descend from this test process."""
     me = os.getpid()
     infos = {}
     for entry in os.listdir("/proc"):
@@ -62,7 +77,7 @@ def sandbox_uid_processes() -> set[int]:
                 infos[int(entry)] = info
     out = set()
     for pid, (uid, _ppid) in infos.items():
-        if uid != SANDBOX_UID or pid == me:
+        if not is_sandbox_uid(uid) or pid == me:
             continue
         cur, hops = pid, 0
         while cur not in (0, 1, me) and hops < 64:
@@ -86,3 +101,40 @@ class Listeners:
 
     def anything_seen(self) -> bool:
         return bool(self.tcp_seen or self.udp_seen or self.unix_seen)
+
+
+@dataclass
+class Tenant:
+    """Another tenant's sandbox session, idle between calls: the target of cross-tenant attacks."""
+
+    session: object
+    pid: int
+    """Host pid of the tenant's code process."""
+
+    def state(self) -> str:
+        """Its nice value, limits and CPU affinity as seen from inside and outside (must never change)."""
+        code = (
+            "import os, resource\nprint(os.getpriority(os.PRIO_PROCESS, 0), os.sched_getaffinity(0), "
+            "[resource.getrlimit(r) for r in (resource.RLIMIT_NOFILE, resource.RLIMIT_AS, resource.RLIMIT_CPU)])"
+        )
+        result = self.session.run(code)  # type: ignore[attr-defined]
+        assert result.ok, result
+        with open(f"/proc/{self.pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{self.pid}/limits") as fh:
+            limits = fh.read()
+        return f"{result.stdout} nice={fields[16]} {limits}"
+
+
+def tenant_pid(uid: int) -> int:
+    """The code process of a session running as ``uid`` (the one whose parent has the same uid)."""
+    infos = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            info = _proc_info(int(entry))
+            if info is not None:
+                infos[int(entry)] = info
+    for pid, (puid, ppid) in infos.items():
+        if puid == uid and infos.get(ppid, (None, 0))[0] == uid:
+            return pid
+    raise AssertionError(f"no process of uid {uid} whose parent has the same uid")

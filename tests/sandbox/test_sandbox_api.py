@@ -9,19 +9,20 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sandbox_support import AS_ROOT, make_sandbox
+from sandbox_support import AS_ROOT, is_sandbox_uid, make_sandbox
 
 from wizardcoder_integrations import sandbox as sandbox_module
 from wizardcoder_integrations.errors import ConfigurationError, SandboxError
 from wizardcoder_integrations.sandbox import (
-    NOBODY,
     IsolationTier,
     Sandbox,
     SandboxConfig,
     SandboxExecutionError,
     SandboxUnavailableError,
     WeakIsolationWarning,
+    cgroups,
     detect_tier,
+    executor,
     tiers,
 )
 
@@ -34,7 +35,7 @@ def test_print_and_result_fields(sandbox: Sandbox, tier: str) -> None:
     assert result.exit_code == 0 and not result.timed_out and not result.truncated
     assert result.tier is IsolationTier(tier) and result.tier is sandbox.tier
     assert 0 < result.duration < 5
-    assert result.uid == (NOBODY if AS_ROOT else os.getuid())
+    assert is_sandbox_uid(result.uid)
 
 
 def test_exception_is_reported_with_user_frames_only(sandbox: Sandbox) -> None:
@@ -109,11 +110,16 @@ def test_memory_limit(sandbox: Sandbox) -> None:
         sandbox.run("pass", memory=1024)
 
 
-def test_output_cap_drains_and_truncates(tier: str) -> None:
+def test_output_cap_stops_the_run(tier: str) -> None:
     sb = make_sandbox(tier, max_output=1024, prespawn=0)
-    result = sb.run("import sys\nprint('x' * 100_000)\nsys.stderr.write('e' * 5000)\nprint('done')")
-    assert result.ok and result.truncated
-    assert result.stdout == "x" * 1024 and result.stderr == "e" * 1024
+    result = sb.run(
+        "import sys, time\nsys.stderr.write('e' * 500)\nsys.stderr.flush()\nprint('x' * 100_000)\ntime.sleep(30)"
+    )
+    assert result.stop_reason == "output" and result.truncated and not result.ok
+    assert result.stdout == "x" * 1024 and result.stderr == "e" * 500
+    assert result.duration < 30
+    assert sb.run("print('x' * 1000)").ok
+    sb.close()
 
 
 def test_threads_and_forks_work_and_are_reaped(sandbox: Sandbox) -> None:
@@ -143,7 +149,7 @@ def test_privilege_drop(sandbox: Sandbox) -> None:
         "    try:\n        call()\n        print('regained')\n    except PermissionError:\n        print('denied')"
     )
     result = sandbox.run(code)
-    ids = f"({NOBODY}, {NOBODY}, {NOBODY})"
+    ids = f"({result.uid}, {result.uid}, {result.uid})"
     assert result.stdout.splitlines() == [f"{ids} {ids} []", "denied", "denied", "denied"], result
 
 
@@ -173,7 +179,7 @@ def test_allowed_packages(tier: str) -> None:
     [({"timeout": 0}, "timeout"), ({"timeout": 10_000}, "timeout"), ({"memory": 1}, "memory"),
      ({"disk": 10}, "disk"), ({"max_output": 1}, "max_output"), ({"max_processes": 0}, "max_processes"),
      ({"tier": "C"}, "tier"), ({"tier": "unsafe"}, "allow_unsafe"), ({"allowed_packages": "numpy"}, "allowed_packages"),
-     ({"env": {"A=B": "c"}}, "env"), ({"drop_uid": 0}, "drop_uid"), ({"prespawn": -1}, "prespawn")],
+     ({"env": {"A=B": "c"}}, "env"), ({"uid_range": (0, 10)}, "uid_range"), ({"prespawn": -1}, "prespawn")],
 )  # fmt: skip
 def test_config_is_range_checked(kwargs: dict, field: str) -> None:
     with pytest.raises(ConfigurationError, match=field):
@@ -231,9 +237,27 @@ def test_detect_tier_reports_the_host() -> None:
         assert info.warnings and "bubblewrap" in info.warnings[0]
 
 
-def test_tier_b_warns_what_is_weaker() -> None:
+def test_tier_b_warns_what_is_weaker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(executor, "_WARNED", set())
     with pytest.warns(WeakIsolationWarning, match=r"tier B .*To enable tier A: install bubblewrap"):
         make_sandbox_b_with_warning()
+
+
+def test_no_cgroup_is_reported_and_warned_once(monkeypatch: pytest.MonkeyPatch, tier: str) -> None:
+    missing = cgroups.CgroupSupport(0, reason="test: no writable hierarchy")
+    monkeypatch.setattr(tiers, "cgroup_support", lambda: missing)
+    monkeypatch.setattr(executor, "_WARNED", set())
+    with pytest.warns(WeakIsolationWarning, match=r"no cgroup can be created \(test: no writable hierarchy\)"):
+        sb = Sandbox(tier=tier, prespawn=0)  # type: ignore[arg-type]
+    assert sb.info.cgroup_version == 0 and sb.info.weakened
+    assert "cgroups none (test: no writable hierarchy)" in sb.info.describe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", WeakIsolationWarning)
+        again = Sandbox(tier=tier, prespawn=0)  # type: ignore[arg-type]
+    result = again.run("print('still runs')")
+    assert result.ok and result.cpu_time is None
+    sb.close()
+    again.close()
 
 
 def make_sandbox_b_with_warning() -> Sandbox:
@@ -272,7 +296,8 @@ def test_bwrap_command_line() -> None:
     assert argv[argv.index("--cap-drop") + 1] == "ALL"
     size = argv.index("--size")
     assert argv[size + 1] == str(8 * MiB) and argv[size + 4 : size + 6] == ["--tmpfs", tiers.SANDBOX_WORKDIR]
-    assert "--share-net" not in argv and "--proc" not in argv and argv[-2:] == ["--", "x"]
+    assert "--share-net" not in argv and argv[-2:] == ["--", "x"]
+    assert argv[argv.index("--proc") + 1] == "/proc"  # the pid namespace's own, for the supervisor
     root = tiers.bwrap_argv(
         "bwrap", layout=layout, packages=tiers.PackageMounts(), disk_bytes=8 * MiB, as_root=True, command=["x"]
     )

@@ -5,6 +5,7 @@ Snippets print ``BLOCKED <what> ...`` for each attempt that failed and ``ESCAPED
 that worked; a test passes when nothing escaped and the expected attempts were really made.
 """
 
+# ruff: noqa: E501 - the attack table keeps one snippet line per source line
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from sandbox_support import AS_ROOT, RUNNER_SECRET, SANDBOX_UID, Listeners, sandbox_uid_processes
+from sandbox_support import RUNNER_SECRET, Listeners, Tenant, is_sandbox_uid, sandbox_uid_processes
 
 from wizardcoder_integrations.sandbox import DEFAULT_MAX_OUTPUT_BYTES, ExecutionResult, Sandbox
 from wizardcoder_integrations.sandbox.seccomp import _ARCHES
@@ -48,6 +49,8 @@ class Attack:
     blocked: int = 1
     """How many ``BLOCKED`` lines prove the attempts were made."""
     timeout: float = 5.0
+    memory: int | None = None
+    """Run with this memory limit (small, so that exhausting it is cheap)."""
     eperm: bool = False
     """Every blocked syscall must have failed with EPERM (seccomp's answer), not some other error."""
     check: Callable[[ExecutionResult], None] | None = None
@@ -63,12 +66,12 @@ def _memory(result: ExecutionResult) -> None:
 
 
 def _endless_stdout(result: ExecutionResult) -> None:
-    assert result.timed_out and result.truncated, result
-    assert DEFAULT_MAX_OUTPUT_BYTES - 8192 <= len(result.stdout) <= DEFAULT_MAX_OUTPUT_BYTES
+    assert result.stop_reason == "output" and result.truncated and not result.timed_out, result
+    assert len(result.stdout) == DEFAULT_MAX_OUTPUT_BYTES
 
 
 def _disk(result: ExecutionResult) -> None:
-    assert "BLOCKED" in result.stdout or result.killed_reason == "disk", result
+    assert "[Errno 28]" in result.stdout or "[Errno 27]" in result.stdout or result.stop_reason == "disk", result
     assert "ESCAPED" not in result.stdout
 
 
@@ -84,11 +87,23 @@ def _env(result: ExecutionResult) -> None:
 
 
 def _uid(result: ExecutionResult) -> None:
-    assert f"uid {SANDBOX_UID} groups []" in result.stdout or not AS_ROOT, result.stdout
+    assert f"uid {result.uid} groups []" in result.stdout and is_sandbox_uid(result.uid), result.stdout
+
+
+def _stopped_for(reason: str) -> Callable[[ExecutionResult], None]:
+    def check(result: ExecutionResult) -> None:
+        assert result.stop_reason == reason and not result.ok, result
+
+    return check
+
+
+def _not_forged(result: ExecutionResult) -> None:
+    assert result.exit_code == 125 and result.stop_reason is None and is_sandbox_uid(result.uid), result
+    assert "forged" not in repr(result).replace(result.stdout, ""), result
 
 
 def _fork_bomb(result: ExecutionResult) -> None:
-    assert result.timed_out or result.exit_code != 0, result
+    assert result.stop_reason in ("pids", "timeout") and not result.ok, result
 
 
 ATTACKS = [
@@ -156,7 +171,7 @@ ATTACKS = [
                                     'sys_attempt("keyctl", {nr_keyctl}, 0, 0, 0, 0, 0)\n'
                                     'sys_attempt("add_key", {nr_add_key}, b"user", b"k", b"v", 1, -3)\n'
                                     'sys_attempt("userfaultfd", {nr_userfaultfd}, 0)\n'
-                                    'sys_attempt("init_module", {nr_init_module}, 0, 0, b"")', blocked=7, eperm=True),
+                                    'sys_attempt("kcmp", {nr_kcmp}, 1, 1, 0, 0, 0)', blocked=7, eperm=True),
     Attack("sysv_and_posix_ipc", 'sys_attempt("shmget", {nr_shmget}, 0, 4096, 0o1600)\n'
                                  'sys_attempt("semget", {nr_semget}, 0, 1, 0o1600)\n'
                                  'sys_attempt("msgget", {nr_msgget}, 0, 0o1600)\n'
@@ -204,7 +219,105 @@ ATTACKS = [
                                  'attempt("write interpreter", lambda: open(sys.executable, "ab"))', blocked=3),
 ]  # fmt: skip
 
-assert len(ATTACKS) >= 25
+MiB = 1 << 20
+ZEROS = 'b"\\0" * 128'
+FORGE = """\
+def frame(fields):
+    payload = b"".join(b"%d:%s%d:%s" % (len(k), k, len(v), v) for k, v in fields.items())
+    return len(payload).to_bytes(4, "big") + payload
+forged = frame({b"setup_error": b"forged: could not lock down", b"setup_failed": b"1", b"exit_code": b"0",
+                b"stop_reason": b"memory", b"uid": b"0", b"timed_out": b"1", b"locked": b"1", b"dead": b"1"})
+def forge():
+    for fd in range(3, 256):
+        try:
+            os.write(fd, forged)
+        except OSError:
+            pass
+""".replace("{", "{{").replace("}", "}}")
+
+RUN_WIDE_ATTACKS = [
+    # memory is counted per run, not per process: page cache, shared memory and memfd included
+    Attack("multi_process_memory", 'import time\nkids = []\nfor i in range(4):\n    pid = os.fork()\n'
+                                   '    if pid == 0:\n        block = bytearray(60 << 20)\n        time.sleep(2)\n'
+                                   '        os._exit(0)\n    kids.append(pid)\nfor pid in kids:\n    os.waitpid(pid, 0)',
+           blocked=0, memory=128 * MiB, check=_stopped_for("memory")),
+    Attack("memfd_memory", 'fds = []\nfor i in range(6):\n    fd = os.memfd_create(f"m{{i}}")\n    fds.append(fd)\n'
+                           '    for _ in range(40):\n        os.write(fd, bytes(1 << 20))',
+           blocked=0, memory=128 * MiB, check=_stopped_for("memory")),
+    Attack("shared_anonymous_memory", 'import mmap, time\nfor i in range(4):\n    if os.fork() == 0:\n'
+                                      '        m = mmap.mmap(-1, 50 << 20, mmap.MAP_SHARED)\n'
+                                      '        for off in range(0, 50 << 20, 4096):\n            m[off] = 1\n'
+                                      '        time.sleep(2)\n        os._exit(0)\ntime.sleep(2.5)',
+           blocked=0, memory=128 * MiB, check=_stopped_for("memory")),
+    # the disk cap is a size-limited filesystem: preallocation cannot outrun it
+    Attack("fallocate_disk", 'def prealloc(name, size):\n    fd = os.open(name, os.O_CREAT | os.O_WRONLY)\n'
+                             '    os.posix_fallocate(fd, 0, size)\nattempt("fallocate 1 TiB", lambda: prealloc("a", 1 << 40))\n'
+                             'attempt("fallocate 4 x 60 MiB", lambda: [prealloc(f"b{{i}}", 60 << 20) for i in range(4)])\n'
+                             'fd = os.open("c", os.O_CREAT | os.O_WRONLY)\n'
+                             'sys_attempt("fallocate keep-size 1 GiB", {nr_fallocate}, fd, 1, 0, 1 << 30)', blocked=3),
+    Attack("sparse_file_disk", 'def sparse():\n    with open("sparse", "wb") as fh:\n        fh.seek(1 << 40)\n'
+                               '        fh.write(b"x")\nattempt("write at 1 TiB", sparse)\n'
+                               'attempt("truncate to 1 TiB", lambda: os.truncate("sparse", 1 << 40))', blocked=2),
+    # nothing of the code can change or starve another process: other tenants, host, the supervisor
+    Attack("prlimit_others", f'sys_attempt("prlimit victim", {{nr_prlimit64}}, {{victim}}, 7, {ZEROS}, 0)\n'
+                             f'sys_attempt("prlimit host", {{nr_prlimit64}}, {{host_pid}}, 9, {ZEROS}, 0)\n'
+                             f'sys_attempt("prlimit tenant", {{nr_prlimit64}}, {{tenant}}, 6, {ZEROS}, 0)\n'
+                             f'sys_attempt("prlimit pid 1", {{nr_prlimit64}}, 1, 7, {ZEROS}, 0)', blocked=4, eperm=True),
+    Attack("renice_others", 'sys_attempt("renice victim", {nr_setpriority}, 0, {victim}, 19)\n'
+                            'sys_attempt("renice tenant", {nr_setpriority}, 0, {tenant}, 19)\n'
+                            'sys_attempt("renice own pgrp", {nr_setpriority}, 1, 0, 19)\n'
+                            'sys_attempt("renice own uid", {nr_setpriority}, 2, 0, 19)', blocked=4, eperm=True),
+    Attack("sched_others", f'sys_attempt("affinity victim", {{nr_sched_setaffinity}}, {{victim}}, 8, {ZEROS})\n'
+                           f'sys_attempt("affinity tenant", {{nr_sched_setaffinity}}, {{tenant}}, 8, {ZEROS})\n'
+                           f'sys_attempt("scheduler victim", {{nr_sched_setscheduler}}, {{victim}}, 5, {ZEROS})\n'
+                           f'sys_attempt("param host", {{nr_sched_setparam}}, {{host_pid}}, {ZEROS})\n'
+                           f'sys_attempt("setattr victim", {{nr_sched_setattr}}, {{victim}}, {ZEROS}, 0)',
+           blocked=5, eperm=True),
+    Attack("ioprio_others", 'sys_attempt("ioprio victim", {nr_ioprio_set}, 1, {victim}, 3 << 13)\n'
+                            'sys_attempt("ioprio tenant", {nr_ioprio_set}, 1, {tenant}, 3 << 13)\n'
+                            'sys_attempt("ioprio own pgrp", {nr_ioprio_set}, 2, 0, 3 << 13)\n'
+                            'sys_attempt("ioprio own uid", {nr_ioprio_set}, 3, 0, 3 << 13)', blocked=4, eperm=True),
+    Attack("memory_placement_others", f'sys_attempt("migrate victim", {{nr_migrate_pages}}, {{victim}}, 64, {ZEROS}, {ZEROS})\n'
+                                      'sys_attempt("move_pages tenant", {nr_move_pages}, {tenant}, 0, 0, 0, 0, 0)',
+           blocked=2, eperm=True),
+    Attack("cross_tenant_signals", 'import signal\nattempt("kill tenant", lambda: os.kill({tenant}, signal.SIGKILL))\n'
+                                   'attempt("stop tenant", lambda: os.kill({tenant}, signal.SIGSTOP))\n'
+                                   'attempt("tenant environ", lambda: open("/proc/{tenant}/environ").read())\n'
+                                   'attempt("tenant status", lambda: open("/proc/{tenant}/status").read())', blocked=4),
+    Attack("thread_bomb_pids", 'import threading, time\nthreads = []\ntry:\n    while True:\n'
+                               '        t = threading.Thread(target=time.sleep, args=(3,), daemon=True)\n        t.start()\n'
+                               '        threads.append(t)\nexcept RuntimeError as e:\n'
+                               '    print("BLOCKED thread", len(threads), e)\n    raise',
+           check=_stopped_for("pids")),
+    Attack("supervisor_limits", f'sup = os.getppid()\n'
+                                f'sys_attempt("prlimit supervisor AS", {{nr_prlimit64}}, sup, 9, {ZEROS}, 0)\n'
+                                f'sys_attempt("prlimit supervisor NOFILE", {{nr_prlimit64}}, sup, 7, {ZEROS}, 0)\n'
+                                f'sys_attempt("prlimit supervisor CPU", {{nr_prlimit64}}, sup, 0, {ZEROS}, 0)\n'
+                                'sys_attempt("renice supervisor", {nr_setpriority}, 0, sup, 19)\n'
+                                f'sys_attempt("pin supervisor", {{nr_sched_setaffinity}}, sup, 8, {ZEROS})\n'
+                                'sys_attempt("ioprio supervisor", {nr_ioprio_set}, 1, sup, 3 << 13)', blocked=6, eperm=True),
+    Attack("supervisor_proc_and_signals", 'import signal\nsup = os.getppid()\n'
+                                          'attempt("stop supervisor", lambda: os.kill(sup, signal.SIGSTOP))\n'
+                                          'attempt("oom_score_adj", lambda: open(f"/proc/{{sup}}/oom_score_adj", "w").write("1000"))\n'
+                                          'attempt("supervisor mem", lambda: open(f"/proc/{{sup}}/mem", "rb"))\n'
+                                          'attempt("supervisor fds", lambda: os.listdir(f"/proc/{{sup}}/fd"))', blocked=4),
+    Attack("forged_setup_error", FORGE + 'forge()\nprint("BLOCKED nothing to check inside", flush=True)\nos._exit(125)',
+           check=_not_forged),
+    Attack("forged_result_from_child_process", FORGE + 'import time\nif os.fork() == 0:\n    forge()\n    os._exit(0)\n'
+                                               'time.sleep(0.1)\nforge()\nprint("BLOCKED parent", flush=True)\nos._exit(125)',
+           check=_not_forged),
+    Attack("forbidden_syscall_named", 'sys_attempt("reboot", {nr_reboot}, 0xfee1dead, 672274793, 0x4321fedc, 0)\n'
+                                      'print("ESCAPED still running")', blocked=0,
+           check=lambda r: _named_syscall(r, "reboot")),
+]  # fmt: skip
+
+
+def _named_syscall(result: ExecutionResult, name: str) -> None:
+    assert result.stop_reason == "syscall" and result.syscall == name and result.exit_code < 0, result
+
+
+ATTACKS += RUN_WIDE_ATTACKS
+assert len(RUN_WIDE_ATTACKS) >= 15 and len(ATTACKS) >= 47
 
 
 def _snapshot_tmp() -> set[str]:
@@ -214,7 +327,13 @@ def _snapshot_tmp() -> set[str]:
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])
 def test_attack_is_contained(
-    attack: Attack, sandbox: Sandbox, tier: str, listeners: Listeners, canary: dict[str, str], victim: int
+    attack: Attack,
+    sandbox: Sandbox,
+    tier: str,
+    listeners: Listeners,
+    canary: dict[str, str],
+    victim: int,
+    tenant: Tenant,
 ) -> None:
     token = f"{os.getpid()}-{attack.name}"
     fields = {
@@ -226,6 +345,7 @@ def test_attack_is_contained(
         "victim": victim,
         "host_pid": os.getpid(),
         "token": token,
+        "tenant": tenant.pid,
         **{f"nr_{name}": nr for name, nr in NR.items()},
     }
     code = PRELUDE + attack.code.format(**fields)
@@ -234,7 +354,8 @@ def test_attack_is_contained(
     before_procs = sandbox_uid_processes()
     before_tmp = _snapshot_tmp()
 
-    result = sandbox.run(code, timeout=attack.timeout)
+    tenant_before = tenant.state()
+    result = sandbox.run(code, timeout=attack.timeout, memory=attack.memory)
 
     # contained
     assert result.tier.value == tier
@@ -260,6 +381,7 @@ def test_attack_is_contained(
         assert "State:\tZ" not in fh.read()
     assert sandbox_uid_processes() - before_procs == set(), "a sandboxed process outlived its run"
     assert _snapshot_tmp() - before_tmp == set(), "files left in the host's temp dir"
+    assert tenant.state() == tenant_before, "another tenant was changed"
 
     # and the next run is healthy
     healthy = sandbox.run("print('healthy')")

@@ -74,3 +74,48 @@ async def test_async_session(sandbox: Sandbox) -> None:
     with sandbox.session() as session:
         await session.arun("z = 5")
         assert (await session.arun("print(z * 2)")).stdout == "10\n"
+
+
+FORGE = (
+    "import os\ndef forge():\n"
+    "    fields = {b'exit_code': b'0', b'exc_type': b'Forged', b'stop_reason': b'memory', b'dead': b'1'}\n"
+    "    payload = b''.join(b'%d:%s%d:%s' % (len(k), k, len(v), v) for k, v in fields.items())\n"
+    "    for fd in range(3, 256):\n        try:\n            os.write(fd, len(payload).to_bytes(4, 'big') + payload)\n"
+    "        except OSError:\n            pass\n"
+)
+
+
+def test_thread_left_by_a_call_ends_the_session(sandbox: Sandbox) -> None:
+    before = sandbox_uid_processes()
+    session = sandbox.session()
+    code = FORGE + (
+        "import threading, time\ndef later():\n    time.sleep(0.3)\n    print('LATE', flush=True)\n    forge()\n"
+        "threading.Thread(target=later, daemon=True).start()\nprint('call one')"
+    )
+    result = session.run(code)
+    assert result.stop_reason == "leftover" and result.session_dead and result.stdout == "call one\n", result
+    with pytest.raises(SandboxSessionClosedError):
+        session.run("print('never')")
+    session.close()
+    assert sandbox_uid_processes() - before == set()
+
+
+def test_processes_left_by_a_call_are_killed_before_the_next(sandbox: Sandbox) -> None:
+    with sandbox.session() as session:
+        first = session.run(
+            FORGE + "import time\nif os.fork() == 0:\n    os.setsid()\n    while True:\n"
+            "        print('LEFTOVER', flush=True)\n        forge()\n        time.sleep(0.01)\nprint('one')"
+        )
+        assert first.ok and first.leftover_processes >= 1 and "one\n" in first.stdout, first
+        second = session.run("import time\ntime.sleep(0.3)\nprint('two')\n1 / 0")
+        assert second.stdout == "two\n" and second.exception_type == "ZeroDivisionError", second
+        assert second.stop_reason is None and not second.session_dead and session.alive
+
+
+def test_a_call_cannot_write_the_next_calls_result(sandbox: Sandbox) -> None:
+    with sandbox.session() as session:
+        first = session.run(FORGE + "forge()\nprint('one')")
+        assert first.stdout == "one\n"
+        second = session.run("import sys\nprint('two')\nsys.exit(4)")
+        assert second.exit_code == 4 and second.stdout == "two\n" and second.exception_type is None, second
+        assert second.stop_reason is None and not second.session_dead

@@ -2,7 +2,8 @@
 
 Isolation is layered and the strongest available tier is picked at runtime (and reported on every
 result): **A** = bubblewrap namespaces + Landlock + seccomp + rlimits, **B** = Landlock + seccomp +
-rlimits (no user namespaces), **unsafe** = explicit opt-in only. See :func:`detect_tier`.
+rlimits (no user namespaces), **unsafe** = explicit opt-in only; in every tier each worker gets its own
+cgroup (memory, pids, CPU) and, as root, its own uid. See :func:`detect_tier` and docs/sandbox.md.
 
 >>> from wizardcoder_integrations import sandbox
 >>> sandbox.run("print(6 * 7)").stdout
@@ -21,12 +22,14 @@ from .base import (
     DEFAULT_MEMORY_BYTES,
     DEFAULT_REUSE,
     DEFAULT_TIMEOUT_S,
+    DEFAULT_UID_RANGE,
     NOBODY,
     CodeExecutor,
     ExecutionResult,
     SandboxConfig,
     SandboxExecutionError,
     SandboxSessionClosedError,
+    StopReason,
 )
 from .executor import FilesIn, Sandbox, WeakIsolationWarning
 from .session import SandboxSession
@@ -40,6 +43,7 @@ __all__ = [
     "DEFAULT_MEMORY_BYTES",
     "DEFAULT_REUSE",
     "DEFAULT_TIMEOUT_S",
+    "DEFAULT_UID_RANGE",
     "NOBODY",
     "CodeExecutor",
     "ExecutionResult",
@@ -50,6 +54,7 @@ __all__ = [
     "SandboxSession",
     "SandboxSessionClosedError",
     "SandboxUnavailableError",
+    "StopReason",
     "TierInfo",
     "WeakIsolationWarning",
     "arun",

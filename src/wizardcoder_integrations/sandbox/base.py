@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -20,12 +21,14 @@ __all__ = [
     "DEFAULT_MEMORY_BYTES",
     "DEFAULT_REUSE",
     "DEFAULT_TIMEOUT_S",
+    "DEFAULT_UID_RANGE",
     "NOBODY",
     "CodeExecutor",
     "ExecutionResult",
     "SandboxConfig",
     "SandboxExecutionError",
     "SandboxSessionClosedError",
+    "StopReason",
     "TierName",
 ]
 
@@ -36,13 +39,14 @@ DEFAULT_TIMEOUT_S = 10.0
 MAX_TIMEOUT_S = 3600.0
 """Upper bound accepted for ``timeout``."""
 DEFAULT_MEMORY_BYTES = 512 * MiB
-"""Address-space limit (RLIMIT_AS) of every sandboxed process."""
+"""Memory of the whole run (its cgroup: every process, page cache, tmpfs, shared memory, memfd, and the
+sandbox's own ~15 MiB) and the address-space limit (RLIMIT_AS) of each of its processes."""
 MIN_MEMORY_BYTES = 64 * MiB
 """Below this the interpreter itself cannot start."""
 MAX_MEMORY_BYTES = 1 << 40
 """Upper bound accepted for ``memory`` (1 TiB)."""
 DEFAULT_DISK_BYTES = 64 * MiB
-"""Size of the writable workdir (tmpfs size in tier A; polled cap in tier B) and the RLIMIT_FSIZE."""
+"""Size of the writable workdir (a size-capped tmpfs; polled only in tier B without root) and RLIMIT_FSIZE."""
 MIN_DISK_BYTES = 1 * MiB
 """Smallest accepted workdir."""
 MAX_DISK_BYTES = 64 << 30
@@ -52,7 +56,7 @@ DEFAULT_MAX_OUTPUT_BYTES = 1 * MiB
 MIN_MAX_OUTPUT_BYTES = 1024
 """Smallest accepted output cap."""
 DEFAULT_MAX_PROCESSES = 64
-"""RLIMIT_NPROC: processes+threads of the sandbox uid (counts every sandbox sharing that uid)."""
+"""Processes+threads of one run: its cgroup's pids.max and RLIMIT_NPROC of its own uid."""
 DEFAULT_MAX_OPEN_FILES = 256
 """RLIMIT_NOFILE of every sandboxed process."""
 DEFAULT_MAX_FILES = 20_000
@@ -62,7 +66,35 @@ SESSION_CPU_S = 3600
 DEFAULT_REUSE = 64
 """Runs per worker by default (see ``SandboxConfig.reuse``)."""
 NOBODY = 65534
-"""The unprivileged uid/gid the sandbox drops to when the host runs it as root."""
+"""The unprivileged "nobody" uid/gid (never used by the sandbox, which has a uid range of its own)."""
+DEFAULT_UID_RANGE = (2_140_000_000, 65_536)
+"""(first uid, count): the uids (and equal gids) sandbox workers run as when the host is root."""
+DEFAULT_CPUS = 1.0
+"""CPU cores' worth of time one run may use at once (its cgroup's CPU quota)."""
+
+
+class StopReason(enum.StrEnum):
+    """Why the sandbox stopped the code (``ExecutionResult.stop_reason``); None = the code ended by itself."""
+
+    TIMEOUT = "timeout"
+    """The wall-clock ``timeout`` passed."""
+    CPU = "cpu"
+    """A process used its CPU-time limit (``cpu_time``)."""
+    MEMORY = "memory"
+    """The run's memory limit was hit (a MemoryError, or the cgroup's out-of-memory kill)."""
+    PIDS = "pids"
+    """A fork or thread was refused at the process limit and the code failed or timed out."""
+    DISK = "disk"
+    """The workdir filled up (its tmpfs, the file-size limit, or tier B's polled cap)."""
+    OUTPUT = "output"
+    """stdout or stderr went past ``max_output``; the run was killed at once."""
+    SYSCALL = "syscall"
+    """A forbidden system call that no Python program makes (``ExecutionResult.syscall`` names it)."""
+    SUPERVISOR = "supervisor"
+    """The sandbox's supervisor died; everything of the run was killed."""
+    LEFTOVER = "leftover"
+    """Sessions only: a call left threads running; the session was ended so they cannot run on."""
+
 
 TierName = Literal["auto", "A", "B", "unsafe"]
 
@@ -81,23 +113,25 @@ class SandboxConfig:
     timeout: float = DEFAULT_TIMEOUT_S
     """Default wall-clock limit per execution, seconds."""
     memory: int = DEFAULT_MEMORY_BYTES
-    """Default address-space limit per process, bytes."""
+    """Default memory limit of a run (whole cgroup, and RLIMIT_AS of each process), bytes."""
     disk: int = DEFAULT_DISK_BYTES
     """Workdir size cap, bytes (also the largest file that can be written)."""
     max_output: int = DEFAULT_MAX_OUTPUT_BYTES
     """Bytes kept of stdout and of stderr per execution."""
     max_processes: int = DEFAULT_MAX_PROCESSES
-    """RLIMIT_NPROC for the sandbox uid."""
+    """Processes+threads of a run (cgroup pids.max and RLIMIT_NPROC of its uid)."""
+    cpu_time: float | None = None
+    """CPU seconds each process may use (RLIMIT_CPU); None = ceil(timeout) + 1 (sessions: an hour)."""
+    cpus: float = DEFAULT_CPUS
+    """CPU cores' worth of time a run may use at once (cgroup quota)."""
     max_open_files: int = DEFAULT_MAX_OPEN_FILES
     """RLIMIT_NOFILE."""
     allowed_packages: tuple[str, ...] = ()
     """Top-level third-party modules the code may import (read-only), dependencies included, e.g. ("numpy",)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Extra environment variables for the code (nothing is inherited from the host)."""
-    drop_uid: int = NOBODY
-    """uid to run as when the host is root."""
-    drop_gid: int = NOBODY
-    """gid to run as when the host is root."""
+    uid_range: tuple[int, int] = DEFAULT_UID_RANGE
+    """(first, count): when the host is root, each worker runs as its own uid (and gid) from this range."""
     allow_unsafe: bool = False
     """Accept the unsafe tier (seccomp + rlimits only) when neither Landlock nor namespaces exist."""
     workdir_root: str | None = None
@@ -122,8 +156,12 @@ class SandboxConfig:
         _check_range("max_open_files", self.max_open_files, 16, 1 << 20)
         _check_range("prespawn", self.prespawn, 0, 64)
         _check_range("reuse", self.reuse, 1, 1_000_000)
-        _check_range("drop_uid", self.drop_uid, 1, (1 << 32) - 2)
-        _check_range("drop_gid", self.drop_gid, 1, (1 << 32) - 2)
+        first, count = self.uid_range
+        _check_range("uid_range first uid", first, 1000, (1 << 32) - 2)
+        _check_range("uid_range count", count, 1, (1 << 32) - 2 - first)
+        if self.cpu_time is not None:
+            _check_range("cpu_time", self.cpu_time, 1, SESSION_CPU_S, " seconds")
+        _check_range("cpus", self.cpus, 0.05, 1024)
         if isinstance(self.allowed_packages, str):
             raise ConfigurationError("allowed_packages must be a sequence of names, e.g. ('numpy',), not a string")
         object.__setattr__(self, "allowed_packages", tuple(self.allowed_packages))
@@ -151,8 +189,10 @@ class ExecutionResult:
     exception_message: str | None = None
     traceback: str | None = None
     """The formatted traceback, user frames only."""
-    killed_reason: str | None = None
-    """"timeout" or "disk" when the sandbox killed the code."""
+    stop_reason: StopReason | None = None
+    """Why the sandbox stopped the code (see :class:`StopReason`); None when it ended by itself."""
+    syscall: str | None = None
+    """The forbidden system call that stopped the code (stop_reason "syscall"), e.g. "reboot"."""
     leftover_processes: int = 0
     """Processes still alive after the code finished, which the subreaper killed."""
     uid: int | None = None
@@ -160,9 +200,17 @@ class ExecutionResult:
     session_dead: bool = False
     """For sessions: the worker is gone (timeout, crash, exit) and the session cannot run more code."""
 
+    cpu_time: float | None = None
+    """CPU seconds the whole run used (from its cgroup; None without one)."""
+
     @property
     def ok(self) -> bool:
-        return self.exit_code == 0 and not self.timed_out
+        return self.exit_code == 0 and not self.timed_out and self.stop_reason is None
+
+    @property
+    def killed_reason(self) -> str | None:
+        """The stop reason as a plain string (older name of :attr:`stop_reason`)."""
+        return None if self.stop_reason is None else str(self.stop_reason)
 
 
 class SandboxExecutionError(SandboxError):

@@ -25,9 +25,11 @@ from .base import (
     ExecutionResult,
     SandboxConfig,
     SandboxExecutionError,
+    StopReason,
     _check_range,
 )
-from .process import SandboxProcess, remove_tree, spawn_in_background
+from .cgroups import RunCounters, WorkerCgroup, cgroup_support
+from .process import SandboxProcess, close_in_background, remove_tree, spawn_in_background
 from .tiers import (
     SANDBOX_WORKDIR,
     IsolationTier,
@@ -42,13 +44,17 @@ from .tiers import (
     sandbox_env,
     worker_command,
 )
-from .worker import SETUP_ERROR_EXIT, pack_message
+from .uids import lease_uid
+from .worker import pack_message
 
 if TYPE_CHECKING:
     from .session import SandboxSession
 
 __all__ = ["GRACE_S", "Sandbox", "WeakIsolationWarning"]
 
+WORKER_TASKS = 4
+"""Tasks of the sandbox itself in a worker's cgroup (bwrap, idle worker, supervisor, shell) on top of
+``max_processes``."""
 MAX_IDLE_WORKERS = 8
 """Idle workers kept for reuse beyond ``prespawn`` (one per recently concurrent caller)."""
 GRACE_S = 3.0
@@ -61,6 +67,9 @@ def _close_all(procs: list[SandboxProcess]) -> None:
         with contextlib.suppress(Exception):
             proc.close()
     procs.clear()
+
+
+_WARNED: set[str] = set()
 
 
 class WeakIsolationWarning(UserWarning):
@@ -92,12 +101,18 @@ class Sandbox(CodeExecutor):
         self._layout = python_layout()
         self._packages = resolve_packages(self.config.allowed_packages)
         for message in self.info.warnings:
-            warnings.warn(message, WeakIsolationWarning, stacklevel=2)
+            if message not in _WARNED:  # once per process and message
+                _WARNED.add(message)
+                warnings.warn(message, WeakIsolationWarning, stacklevel=2)
         self._as_root = os.geteuid() == 0
+        self._cgroups = cgroup_support() if self.info.cgroup_version else None
+        # tier B as root: a per-run tmpfs in a private mount namespace; without root: a polled cap
+        self._tmpfs = self.tier is IsolationTier.A or (self.tier is IsolationTier.B and self._as_root)
         self._reroute = self._unreachable_dirs()
         self._closed = False
         self._pool_lock = threading.Lock()
         self._spares: list[SandboxProcess] = []
+        self._closing: list = []  # used workers being closed in the background
         self._pending = 0
         weakref.finalize(self, _close_all, self._spares)
         self._refill()
@@ -115,13 +130,26 @@ class Sandbox(CodeExecutor):
         """Dirs the dropped uid cannot walk to in tier B/unsafe (reached through /proc/self/fd instead)."""
         if not self._as_root or self.tier is IsolationTier.A:
             return []
-        uid, gid = self.config.drop_uid, self.config.drop_gid
+        uid = gid = self.config.uid_range[0]
         dirs = [*self._layout.stdlib_dirs, *self._packages.parents]
         return sorted({d for d in dirs if not other_can_reach(d, uid, gid)})
 
-    def _job(self, mode: str, *, code: str, timeout: float, memory: int, files: dict[str, bytes], workdir: str) -> dict:
+    def _job(
+        self,
+        mode: str,
+        *,
+        code: str,
+        timeout: float,
+        memory: int,
+        files: dict[str, bytes],
+        workdir: str,
+        uid: int | None,
+    ) -> dict:
         cfg = self.config
-        cpu = SESSION_CPU_S if mode == "session" else math.ceil(timeout) + 1
+        if cfg.cpu_time is not None:
+            cpu = math.ceil(cfg.cpu_time)
+        else:
+            cpu = SESSION_CPU_S if mode == "session" else math.ceil(timeout) + 1
         tier = self.tier
         return {
             "mode": mode,
@@ -130,13 +158,14 @@ class Sandbox(CodeExecutor):
             "timeout": timeout,
             "rlimits": {
                 "AS": memory,
-                "CPU": cpu,
+                "CPU": [cpu, cpu + 1],  # SIGXCPU first (a named stop), SIGKILL a second later
                 "NOFILE": cfg.max_open_files,
                 "FSIZE": cfg.disk,
-                "NPROC": cfg.max_processes,
+                # with a cgroup, pids.max refuses first (and counts it); the uid's own limit is a backstop
+                "NPROC": cfg.max_processes + (2 * WORKER_TASKS if self._cgroups is not None else 0),
                 "CORE": 0,
             },
-            "drop": [cfg.drop_uid, cfg.drop_gid] if self._as_root else None,
+            "drop": [uid, uid] if uid is not None else None,
             "landlock_abi": self.info.landlock_abi if tier is not IsolationTier.UNSAFE else 0,
             "landlock": landlock_lists(self._layout, self._packages),
             "seccomp": True,
@@ -144,7 +173,11 @@ class Sandbox(CodeExecutor):
             "packages": self._packages.specs,
             "reroute": self._reroute,
             "workdir": workdir,
-            "disk_watch": None if tier is IsolationTier.A else [cfg.disk, DEFAULT_MAX_FILES],
+            "disk_watch": None if self._tmpfs else [cfg.disk, DEFAULT_MAX_FILES],
+            "tmpfs": self._tmpfs and tier is not IsolationTier.A,
+            "disk": cfg.disk,
+            "disk_full_check": self._tmpfs,
+            "notify": self.info.landlock_abi > 0,  # seccomp user notification: any kernel with Landlock has it
             "in_pidns": tier is IsolationTier.A,
             "wipe_workdir": tier is IsolationTier.A,
             "env": sandbox_env(workdir, dict(cfg.env)),
@@ -160,12 +193,24 @@ class Sandbox(CodeExecutor):
                 disk_bytes=self.config.disk,
                 as_root=self._as_root,
                 command=worker_command(self._layout, "{RESULT_FD}"),
+                mount_proc=self.info.landlock_abi > 0,
             )
         else:
             argv = worker_command(self._layout, "{RESULT_FD}")
+        cfg = self.config
+        lease = cgroup = None
         try:
-            proc = SandboxProcess(argv, env={}, cwd="/", max_output=self.config.max_output)
+            if self._as_root:
+                lease = lease_uid(*cfg.uid_range)
+            if self._cgroups is not None:
+                cgroup = WorkerCgroup(self._cgroups)
+                cgroup.set_limits(memory=cfg.memory, pids=cfg.max_processes + WORKER_TASKS, cpus=cfg.cpus)
+            proc = SandboxProcess(argv, env={}, cwd="/", max_output=cfg.max_output, cgroup=cgroup, uid=lease)
         except OSError as exc:
+            if cgroup is not None:
+                cgroup.remove()
+            if lease is not None:
+                lease.release()
             raise SandboxExecutionError(f"could not start the sandbox worker ({argv[0]}): {exc}") from exc
         with contextlib.suppress(OSError):  # died at once: the run reports its stderr
             proc.send(bootstrap_blob())
@@ -220,22 +265,28 @@ class Sandbox(CodeExecutor):
         memory = self.config.memory if memory is None else memory
         _check_range("memory", memory, MIN_MEMORY_BYTES, MAX_MEMORY_BYTES, " bytes")
         files = _files_to_bytes(files_in)
+        proc = self._take_worker()
+        uid = proc.uid.uid if proc.uid is not None else None
         host_workdir = None
-        if self.tier is IsolationTier.A:
-            workdir = SANDBOX_WORKDIR
-        else:
-            host_workdir = tempfile.mkdtemp(prefix="wci-sandbox-", dir=self.config.workdir_root)
-            if self._as_root:
-                os.chown(host_workdir, self.config.drop_uid, self.config.drop_gid)
-            os.chmod(host_workdir, 0o700)
-            workdir = host_workdir
-        job = self._job(mode, code=code, timeout=timeout, memory=memory, files=files, workdir=workdir)
         try:
-            proc = self._take_worker()
+            if self.tier is IsolationTier.A:
+                workdir = SANDBOX_WORKDIR
+            else:  # tier B: the run's own dir (as root only the mount point of its private tmpfs)
+                host_workdir = tempfile.mkdtemp(prefix="wci-sandbox-", dir=self.config.workdir_root)
+                if uid is not None and not self._tmpfs:
+                    os.chown(host_workdir, uid, uid)
+                os.chmod(host_workdir, 0o700)
+                workdir = host_workdir
+            job = self._job(mode, code=code, timeout=timeout, memory=memory, files=files, workdir=workdir, uid=uid)
+            if proc.cgroup is not None:
+                proc.cgroup.set_memory(memory)
         except BaseException:
+            proc.close()
             if host_workdir:
                 remove_tree(host_workdir)
             raise
+        proc.started = proc.runs > 0
+        proc.worker_died = proc.output_overflow = False
         with contextlib.suppress(OSError):  # the worker died at once; its stderr says why (reported by the caller)
             proc.send(pack_message(job))
         return proc, host_workdir
@@ -247,6 +298,9 @@ class Sandbox(CodeExecutor):
             spares, self._spares[:] = list(self._spares), []
         for proc in spares:
             proc.close()
+        for future in list(self._closing):  # their cgroups and uids are given back before close() returns
+            with contextlib.suppress(Exception):
+                future.result(timeout=10)
 
     # running -----------------------------------------------------------------------------------
     def run(
@@ -263,46 +317,85 @@ class Sandbox(CodeExecutor):
         proc, host_workdir = self._launch("run", code, timeout, memory, files_in)
         reusable = False
         try:
-            frame = proc.pump(started + timeout + GRACE_S, until_frame=True)
-            if frame is None:
-                if proc.popen.poll() is None:
-                    proc.kill()  # backstop: the supervisor did not finish in time
-                proc.wait(GRACE_S)
-            proc.drain_nowait()  # every process of the run is gone: its output is all in the pipes
+            frame = self._await_frame(proc, started + timeout + GRACE_S)
             stdout, out_trunc = proc.stdout.take()
             stderr, err_trunc = proc.stderr.take()
             proc.runs += 1
             reusable = frame is not None and frame.get("reusable") == "1" and proc.runs < self.config.reuse
+            result = self._result(frame, proc, stdout, stderr, out_trunc or err_trunc, time.monotonic() - started)
         finally:
             if not (reusable and self._give_back(proc)):
-                proc.close()
+                with self._pool_lock:
+                    self._closing = [f for f in self._closing if not f.done()]
+                    self._closing.append(close_in_background(proc))
             if host_workdir:
                 remove_tree(host_workdir)
-        return self._result(frame, stdout, stderr, out_trunc or err_trunc, time.monotonic() - started, proc.killed)
+        return result
+
+    @staticmethod
+    def _await_frame(proc: SandboxProcess, deadline: float) -> dict[str, str] | None:
+        """The supervisor's result frame, or None after the host stopped the run (output, crash, backstop)."""
+        frame = proc.pump(deadline, until_frame=True)
+        if frame is None and not proc.output_overflow and time.monotonic() < deadline:
+            proc.worker_died = True  # the pipes closed early: the worker is gone
+        if frame is None:
+            proc.kill_run()  # output over the cap, a dead supervisor, or the backstop deadline
+            proc.wait(GRACE_S)
+        proc.drain_nowait()  # every process of the run is gone: its output is all in the pipes
+        return frame
 
     def _result(
-        self, frame: dict[str, str] | None, stdout: str, stderr: str, truncated: bool, duration: float, killed: bool
+        self,
+        frame: dict[str, str] | None,
+        proc: SandboxProcess,
+        stdout: str,
+        stderr: str,
+        truncated: bool,
+        duration: float,
     ) -> ExecutionResult:
+        """The caller's result: the supervisor's frame plus what only the host knows (cgroup, output)."""
+        after = proc.cgroup.counters() if proc.cgroup is not None else RunCounters()
+        before, proc.before = proc.before, after  # a worker serves one run at a time: this one ends here
+        cpu_time = (after.cpu_ns - before.cpu_ns) / 1e9 if proc.cgroup is not None else None
+        uid = proc.uid.uid if proc.uid is not None else os.getuid()
         if frame is None:
-            if killed:
-                return ExecutionResult(
-                    stdout, stderr, -9, True, truncated, duration, self.tier, killed_reason="timeout"
+            if proc.output_overflow:
+                reason = StopReason.OUTPUT
+            elif not proc.worker_died:
+                reason = StopReason.TIMEOUT  # the host's backstop deadline passed
+            elif after.oom_kills > before.oom_kills:
+                reason = StopReason.MEMORY
+            elif proc.started or not stderr.strip():  # a worker that cannot start says why on stderr
+                reason = StopReason.SUPERVISOR
+            else:
+                raise SandboxExecutionError(
+                    f"the sandbox worker exited without a result (tier {self.tier.value}); its stderr: "
+                    f"{stderr.strip()[-2000:] or '<empty>'}. If bubblewrap failed, check `bwrap --version` and "
+                    "user-namespace support, or force tier='B'."
                 )
+            return ExecutionResult(
+                stdout, stderr, -9, reason is StopReason.TIMEOUT, truncated, duration, self.tier,
+                stop_reason=reason, uid=uid, cpu_time=cpu_time,
+            )  # fmt: skip
+        if "setup_failed" in frame:
             raise SandboxExecutionError(
-                f"the sandbox worker exited without a result (tier {self.tier.value}); its stderr: "
-                f"{stderr.strip()[-2000:] or '<empty>'}. If bubblewrap failed, check `bwrap --version` and "
-                "user-namespace support, or force tier='B'."
-            )
-        if "setup_error" in frame and int(frame.get("exit_code", SETUP_ERROR_EXIT)) == SETUP_ERROR_EXIT:
-            raise SandboxExecutionError(
-                f"the sandbox could not lock itself down (tier {self.tier.value}): {frame['setup_error']}. "
+                f"the sandbox could not lock itself down (tier {self.tier.value}): {frame.get('setup_error')}. "
                 "Nothing was executed. Check the kernel's Landlock/seccomp support (detect_tier()) and the "
                 "sandbox limits (memory too low for the interpreter?)."
             )
+        exit_code = int(frame.get("exit_code", -1))
+        reason = StopReason(frame["stop_reason"]) if frame.get("stop_reason") else None
+        if reason is not StopReason.SYSCALL and (
+            after.oom_kills > before.oom_kills
+            or (exit_code != 0 and reason is None and after.memory_refused > before.memory_refused)
+        ):
+            reason = StopReason.MEMORY
+        elif reason in (None, StopReason.TIMEOUT) and exit_code != 0 and after.pids_refused > before.pids_refused:
+            reason = StopReason.PIDS
         return ExecutionResult(
             stdout=stdout,
             stderr=stderr,
-            exit_code=int(frame.get("exit_code", -1)),
+            exit_code=exit_code,
             timed_out=frame.get("timed_out") == "1",
             truncated=truncated,
             duration=duration,
@@ -310,10 +403,12 @@ class Sandbox(CodeExecutor):
             exception_type=frame.get("exc_type"),
             exception_message=frame.get("exc_message"),
             traceback=frame.get("traceback"),
-            killed_reason=frame.get("killed_reason"),
+            stop_reason=reason,
+            syscall=frame.get("syscall"),
             leftover_processes=int(frame.get("leftovers_killed", 0)),
-            uid=int(frame["uid"]) if "uid" in frame else None,
+            uid=int(frame["uid"]) if "uid" in frame else uid,
             session_dead=frame.get("dead") == "1",
+            cpu_time=cpu_time,
         )
 
     def session(

@@ -16,9 +16,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .base import SandboxExecutionError
+from .cgroups import RunCounters, WorkerCgroup
+from .uids import UidLease
 from .worker import decode_fields
 
-__all__ = ["OutputBuffer", "SandboxProcess", "remove_tree", "spawn_in_background"]
+__all__ = ["OutputBuffer", "SandboxProcess", "close_in_background", "remove_tree", "spawn_in_background"]
 
 RESULT_FRAME_CAP = 1 << 20
 """Largest result frame the host accepts from the supervisor."""
@@ -42,6 +44,18 @@ def spawn_in_background(fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         if _SPAWNER is None:
             _SPAWNER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wci-sandbox-spawner")
         return _SPAWNER.submit(fn)
+
+
+_REAPER: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def close_in_background(proc: SandboxProcess) -> concurrent.futures.Future[None]:
+    """Close a used worker off the caller's path (the run's own processes are already gone)."""
+    global _REAPER
+    with _SPAWNER_LOCK:
+        if _REAPER is None:
+            _REAPER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wci-sandbox-reaper")
+        return _REAPER.submit(proc.close)
 
 
 class OutputBuffer:
@@ -68,9 +82,26 @@ class OutputBuffer:
 
 
 class SandboxProcess:
-    """A launched worker (bwrap or bare supervisor) with its stdout/stderr/result pipes."""
+    """A launched worker (bwrap or bare supervisor) with its stdout/stderr/result pipes, its cgroup and uid.
 
-    def __init__(self, argv: list[str], *, env: dict[str, str] | None, cwd: str | None, max_output: int) -> None:
+    The result pipe is written only by the supervisor (the code never holds it); the host reads
+    every result field there, or makes the result itself when the worker died or was killed.
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None,
+        cwd: str | None,
+        max_output: int,
+        cgroup: WorkerCgroup | None = None,
+        uid: UidLease | None = None,
+    ) -> None:
+        self.cgroup = cgroup
+        self.uid = uid
+        if cgroup is not None:
+            argv = cgroup.wrap(argv, shutil.which("sh") or "/bin/sh")
         result_r, result_w = os.pipe()
         try:
             self.popen = subprocess.Popen(
@@ -103,7 +134,17 @@ class SandboxProcess:
         for fd in self._open:
             os.set_blocking(fd, False)
             self.selector.register(fd, selectors.EVENT_READ)
+        self.pidfd = os.pidfd_open(self.popen.pid)
+        self.selector.register(self.pidfd, selectors.EVENT_READ)
         self.killed = False
+        self.worker_died = False
+        """The worker exited while a result was awaited (a supervisor failure, unless a frame came)."""
+        self.started = False
+        """The worker has shown it works (it served a run, or its session is up): losing it now is a
+        supervisor failure, not a failure to start."""
+        self.output_overflow = False
+        self.before = RunCounters()
+        """The cgroup's counters when the current run started."""
         self.runs = 0
 
     # input --------------------------------------------------------------------------------------
@@ -167,19 +208,36 @@ class SandboxProcess:
                 if frame is not None:
                     self.drain_nowait()
                     return frame
-            if not self._open:
+            if self.stdout.dropped or self.stderr.dropped:
+                self.output_overflow = True
+                return None
+            if self.worker_died or not self._open:
                 return None if until_frame else self.pop_frame()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
             for key, _ev in self.selector.select(remaining):
-                self._read(key.fd)  # type: ignore[arg-type]
+                if key.fd != self.pidfd and key.fd not in self._open:
+                    continue  # closed while handling an earlier event of this batch
+                if key.fd == self.pidfd:
+                    self.selector.unregister(self.pidfd)
+                    for fd in list(self._open):  # what the worker wrote before it died
+                        self._read(fd)
+                    self.worker_died = True
+                else:
+                    self._read(key.fd)  # type: ignore[arg-type]
 
     def drain_nowait(self) -> None:
         """Take whatever stdout/stderr hold right now (output written before the last frame)."""
         for fd in list(self._open):
             if fd != self.result_r:
                 self._read(fd)
+
+    def kill_run(self) -> None:
+        """Kill the worker and every process of its cgroup (orphans of a dead supervisor included)."""
+        self.kill()
+        if self.cgroup is not None:
+            self.cgroup.kill()
 
     # lifecycle ----------------------------------------------------------------------------------
     def kill(self) -> None:
@@ -197,7 +255,7 @@ class SandboxProcess:
             return None
 
     def close(self) -> None:
-        """Kill if still running, reap, close every pipe."""
+        """Kill if still running, reap, remove the cgroup, give back the uid, close every pipe."""
         if self.popen.poll() is None:
             if self.popen.stdin is not None:
                 with contextlib.suppress(OSError):
@@ -205,6 +263,19 @@ class SandboxProcess:
             if self.wait(0.5) is None:
                 self.kill()
                 self.popen.wait()
+        if self.cgroup is not None:
+            self.cgroup.kill()
+            self.cgroup.remove()
+            self.cgroup = None
+        if self.uid is not None:
+            self.uid.release()
+            self.uid = None
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(self.pidfd)
+        if self.pidfd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.pidfd)
+            self.pidfd = -1
         for fd in list(self._open):
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(fd)

@@ -20,7 +20,16 @@ try:
 except ImportError:  # loaded by the sandbox bootstrap, outside the package
     import _wci_ffi as ffi  # type: ignore[no-redef]
 
-__all__ = ["SeccompError", "build_filter", "denied_syscalls", "install_filter", "set_no_new_privs"]
+__all__ = [
+    "FATAL",
+    "SeccompError",
+    "build_filter",
+    "denied_syscalls",
+    "install_filter",
+    "read_notification",
+    "set_no_new_privs",
+    "syscall_name",
+]
 
 
 class SeccompError(OSError):
@@ -35,6 +44,7 @@ _JSET_K = 0x45
 _RET_K = 0x06
 
 _RET_KILL_PROCESS = 0x80000000
+_RET_USER_NOTIF = 0x7FC00000
 _RET_ERRNO = 0x00050000
 _RET_ALLOW = 0x7FFF0000
 
@@ -55,6 +65,9 @@ _PERSONALITY_QUERY = 0xFFFFFFFF
 
 _PR_SET_NO_NEW_PRIVS = 38
 _SECCOMP_SET_MODE_FILTER = 1
+_FILTER_FLAG_NEW_LISTENER = 1 << 3
+_NOTIF_SIZE = 80  # struct seccomp_notif: id, pid, flags, struct seccomp_data (64 bytes)
+_IOCTL_NOTIF_RECV = 0xC0502100  # _IOWR('!', 0, struct seccomp_notif)
 
 # --- per-architecture tables (checked against the kernel's unistd headers) ------------------------
 _ARCHES: dict[str, dict[str, object]] = {
@@ -84,6 +97,9 @@ _ARCHES: dict[str, dict[str, object]] = {
             "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65, "semctl": 66,
             "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "mq_open": 240,
             "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
+            "prlimit64": 302, "setpriority": 141, "sched_setparam": 142, "sched_setscheduler": 144,
+            "sched_setaffinity": 203, "sched_setattr": 314, "ioprio_set": 251, "migrate_pages": 256,
+            "move_pages": 279, "fallocate": 285,
         },
     },
     "aarch64": {
@@ -111,11 +127,33 @@ _ARCHES: dict[str, dict[str, object]] = {
             "shmget": 194, "shmat": 196, "shmctl": 195, "shmdt": 197, "semget": 190, "semop": 193, "semctl": 191,
             "semtimedop": 192, "msgget": 186, "msgsnd": 189, "msgrcv": 188, "msgctl": 187, "mq_open": 180,
             "mq_unlink": 181, "mq_timedsend": 182, "mq_timedreceive": 183, "mq_notify": 184, "mq_getsetattr": 185,
+            "prlimit64": 261, "setpriority": 140, "sched_setparam": 118, "sched_setscheduler": 119,
+            "sched_setaffinity": 122, "sched_setattr": 274, "ioprio_set": 30, "migrate_pages": 238,
+            "move_pages": 239, "fallocate": 47,
         },
     },
 }  # fmt: skip
 
-_SPECIAL = {"ioctl", "socket", "socketpair", "clone", "clone3", "kill", "tkill", "tgkill", "pidfd_open", "personality"}
+_SELF_ONLY = ("prlimit64", "sched_setparam", "sched_setscheduler", "sched_setaffinity", "sched_setattr",
+              "migrate_pages", "move_pages")  # fmt: skip
+"""Syscalls whose first argument is a pid: allowed for pid 0 (the caller) only, so the code can never
+change the limits, scheduling, CPU affinity or memory placement of another process."""
+FATAL = ("kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot", "swapon",
+         "swapoff", "iopl", "ioperm", "acct", "uselib", "nfsservctl", "lookup_dcookie")  # fmt: skip
+"""Syscalls no Python program makes: calling one stops the run (the result names it) instead of failing."""
+_SPECIAL = {"ioctl", "socket", "socketpair", "clone", "clone3", "kill", "tkill", "tgkill", "pidfd_open", "personality",
+            "setpriority", "ioprio_set", "fallocate", *_SELF_ONLY, *FATAL}  # fmt: skip
+
+
+def syscall_name(nr: int, arch: int, machine: str | None = None) -> str:
+    """The name of syscall ``nr`` of this architecture (or "syscall <nr> of arch 0x..." for a foreign one)."""
+    table = _table(machine)
+    if arch == table["audit"] and not (table["x32_bit"] and nr & int(table["x32_bit"])):  # type: ignore[call-overload]
+        for name, number in table["nr"].items():  # type: ignore[union-attr]
+            if number == nr:
+                return name
+        return f"syscall {nr}"
+    return f"syscall {nr} of foreign arch {arch:#x}"
 
 
 def denied_syscalls(machine: str | None = None) -> list[str]:
@@ -152,7 +190,12 @@ def _guarded(nr: int, block: list[bytes]) -> list[bytes]:
 
 
 def build_filter(
-    *, supervisor_pid: int | None = None, allow_unix_sockets: bool = True, machine: str | None = None
+    *,
+    supervisor_pid: int | None = None,
+    allow_unix_sockets: bool = True,
+    notify: bool = False,
+    refuse_fallocate: bool = False,
+    machine: str | None = None,
 ) -> bytes:
     """Assemble the BPF program (a string of struct sock_filter) for this architecture.
 
@@ -161,21 +204,42 @@ def build_filter(
     ``allow_unix_sockets``: let socket(AF_UNIX) through (tier A, where the mount and network
     namespaces hide every host socket). Without namespaces (tier B) it is refused as well, since
     Landlock cannot stop connect() to a host's pathname unix socket; socketpair(AF_UNIX) always works.
+    ``notify``: a :data:`FATAL` syscall or a foreign architecture is handed to the supervisor's listener
+    (which names it and stops the run) instead of killing the process unexplained.
+    ``refuse_fallocate``: fallocate fails with EOPNOTSUPP (where no size-capped filesystem holds the
+    workdir, so a polled cap cannot be outrun by preallocation).
+    prlimit64, sched_set*, migrate_pages, move_pages work on pid 0 (the caller) only; setpriority and
+    ioprio_set only on the calling process itself (PRIO_PROCESS / IOPRIO_WHO_PROCESS, who 0).
     """
     table = _table(machine)
     nrs: dict[str, int] = table["nr"]  # type: ignore[assignment]
     eperm = _errno(errno.EPERM)
     allow = _stmt(_RET_K, _RET_ALLOW)
+    fatal = _stmt(_RET_K, _RET_USER_NOTIF if notify else _RET_KILL_PROCESS)
     prog: list[bytes] = [
         _stmt(_LD_W_ABS, _OFF_ARCH),
         _jump(_JEQ_K, int(table["audit"]), 1, 0),  # type: ignore[call-overload]
-        _stmt(_RET_K, _RET_KILL_PROCESS),
+        fatal,
         _stmt(_LD_W_ABS, _OFF_NR),
     ]
     if table["x32_bit"]:
-        prog += [_jump(_JGE_K, int(table["x32_bit"]), 0, 1), _stmt(_RET_K, _RET_KILL_PROCESS)]  # type: ignore[call-overload]
+        prog += [_jump(_JGE_K, int(table["x32_bit"]), 0, 1), fatal]  # type: ignore[call-overload]
     for name in denied_syscalls(machine):
         prog += _guarded(nrs[name], [eperm])
+    for name in FATAL:
+        if name in nrs:
+            prog += _guarded(nrs[name], [fatal])
+    pid_zero = [_stmt(_LD_W_ABS, _arg_lo(0)), _jump(_JEQ_K, 0, 0, 1), allow, eperm]
+    for name in _SELF_ONLY:
+        prog += _guarded(nrs[name], pid_zero)
+    # setpriority(which, who, prio) / ioprio_set(which, who, prio): this process only (who 0)
+    for name, which in (("setpriority", 0), ("ioprio_set", 1)):
+        prog += _guarded(
+            nrs[name],
+            [_stmt(_LD_W_ABS, _arg_lo(0)), _jump(_JEQ_K, which, 0, 3), _stmt(_LD_W_ABS, _arg_lo(1)),
+             _jump(_JEQ_K, 0, 0, 1), allow, eperm],
+        )  # fmt: skip
+    prog += _guarded(nrs["fallocate"], [_errno(errno.EOPNOTSUPP) if refuse_fallocate else allow])
     # clone3 hides its flags in memory: make libc fall back to clone(), whose flags we can inspect.
     prog += _guarded(nrs["clone3"], [_errno(errno.ENOSYS)])
     prog += _guarded(nrs["clone"], [_stmt(_LD_W_ABS, _arg_lo(0)), _jump(_JSET_K, _CLONE_NS_FLAGS, 0, 1), eperm, allow])
@@ -221,13 +285,29 @@ def set_no_new_privs() -> None:
         raise SeccompError(err, f"prctl(PR_SET_NO_NEW_PRIVS) failed: {os.strerror(err)}")
 
 
-def install_filter(program: bytes, machine: str | None = None) -> None:
-    """Load ``program`` with seccomp(SECCOMP_SET_MODE_FILTER); no_new_privs must already be set."""
+def install_filter(program: bytes, machine: str | None = None, *, listener: bool = False) -> int:
+    """Load ``program`` with seccomp(SECCOMP_SET_MODE_FILTER); no_new_privs must already be set.
+
+    ``listener``: also create the user-notification fd (returned; 0 otherwise) that receives the
+    syscalls the filter hands to the supervisor.
+    """
     table = _table(machine)
     keepalive, address = ffi.buffer_address(program)
     fprog = struct.pack("=HxxxxxxQ", len(program) // 8, address)
-    res = ffi.syscall(int(table["seccomp"]), _SECCOMP_SET_MODE_FILTER, 0, fprog)  # type: ignore[call-overload]
+    flags = _FILTER_FLAG_NEW_LISTENER if listener else 0
+    res = ffi.syscall(int(table["seccomp"]), _SECCOMP_SET_MODE_FILTER, flags, fprog)  # type: ignore[call-overload]
     del keepalive
-    if res != 0:
+    if res < 0:
         err = ffi.errno()
         raise SeccompError(err, f"seccomp(SECCOMP_SET_MODE_FILTER) failed: {os.strerror(err)}")
+    return res
+
+
+def read_notification(listener: int) -> tuple[int, int, int]:
+    """(pid, syscall nr, audit arch) of the next pending notification on ``listener`` (OSError if none)."""
+    import fcntl
+
+    buf = bytearray(_NOTIF_SIZE)
+    fcntl.ioctl(listener, _IOCTL_NOTIF_RECV, buf)
+    _id, pid, _flags, nr, arch = struct.unpack_from("=QIIiI", buf)
+    return pid, nr, arch

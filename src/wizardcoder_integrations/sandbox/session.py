@@ -89,18 +89,14 @@ class SandboxSession(CodeExecutor):
                 raise SandboxSessionClosedError(f"this sandbox session {why}; start a new one with Sandbox.session()")
             started = time.monotonic()
             proc = self._proc
+            proc.started = True  # the session's supervisor is up: a missing frame is its failure
             with contextlib.suppress(OSError):  # a dead worker shows up as a missing frame
                 proc.send(pack_message({"code": code, "timeout": float(timeout)}))
-            frame = proc.pump(started + timeout + self._grace, until_frame=True)
-            if frame is None:
-                proc.kill()
-                proc.wait(self._grace)
-                proc.drain_nowait()
+            frame = self.sandbox._await_frame(proc, started + timeout + self._grace)
             stdout, out_trunc = proc.stdout.take()
             stderr, err_trunc = proc.stderr.take()
-            killed = frame is None
             result = self.sandbox._result(
-                frame, stdout, stderr, out_trunc or err_trunc, time.monotonic() - started, killed or proc.killed
+                frame, proc, stdout, stderr, out_trunc or err_trunc, time.monotonic() - started
             )
             if result.uid is None:
                 result = dataclasses.replace(result, uid=self.uid)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigurationError, SandboxError
 from . import landlock
+from .cgroups import cgroup_support
 
 __all__ = [
     "IsolationTier",
@@ -78,15 +79,25 @@ class TierInfo:
     seccomp: bool
     as_root: bool
     warnings: tuple[str, ...] = ()
+    cgroup_version: int = 0
+    """1 or 2: every run is accounted in a cgroup of that version; 0: none could be created (weaker)."""
+    cgroup: str = "none"
+    """The cgroup facts in words, e.g. "v1 (memory,pids,cpu,cpuacct)" or "none (why)"."""
+
+    @property
+    def weakened(self) -> bool:
+        """True when a part of this tier is missing on this host (``warnings`` say which)."""
+        return bool(self.warnings)
 
     def describe(self) -> str:
-        """One line for logs: tier, Landlock ABI, bubblewrap, seccomp, root."""
+        """One line for logs: tier, Landlock ABI, bubblewrap, seccomp, cgroups, root."""
         bw = self.bwrap_path or "missing"
         if self.bwrap_error:
             bw += f" (unusable: {self.bwrap_error})"
         return (
-            f"tier {self.tier.value}: landlock ABI {self.landlock_abi or 'none'}, bubblewrap {bw}, "
-            f"seccomp {'yes' if self.seccomp else 'no'}, root {'yes (dropping privileges)' if self.as_root else 'no'}"
+            f"tier {self.tier.value}{' (weakened)' if self.weakened else ''}: landlock ABI "
+            f"{self.landlock_abi or 'none'}, bubblewrap {bw}, seccomp {'yes' if self.seccomp else 'no'}, "
+            f"cgroups {self.cgroup}, root {'yes (a uid per worker)' if self.as_root else 'no'}"
         )
 
 
@@ -254,8 +265,13 @@ def bwrap_argv(
     disk_bytes: int,
     as_root: bool,
     command: list[str],
+    mount_proc: bool = True,
 ) -> list[str]:
-    """The full bubblewrap command line for tier A (``command`` runs inside, cwd = /sandbox)."""
+    """The full bubblewrap command line for tier A (``command`` runs inside, cwd = /sandbox).
+
+    ``mount_proc``: mount the pid namespace's own /proc for the supervisor (only where Landlock keeps
+    the code out of it).
+    """
     argv = [bwrap]
     if as_root:
         # Real root gets every namespace except the user namespace: a userns would map the sandbox
@@ -298,7 +314,10 @@ def bwrap_argv(
         argv += ["--perms", "0555", "--tmpfs", masked]
     for path in packages.paths:
         argv += [*parents(path), "--ro-bind", path, path]
-    # No /proc at all, and only the device nodes Python needs (fewer mounts: faster, less to attack).
+    # Only the device nodes Python needs (fewer mounts: faster, less to attack).
+    # /proc of the sandbox's own pid namespace, for the supervisor (Landlock keeps the code out of it).
+    if mount_proc:
+        argv += ["--proc", "/proc"]
     argv += ["--perms", "0755", "--dir", "/dev"]
     for dev in _DEV_NODES:
         argv += ["--dev-bind", dev, dev]
@@ -389,8 +408,24 @@ def detect_tier(requested: IsolationTier | str = "auto", *, allow_unsafe: bool =
             "every tier. Use a kernel with seccomp enabled."
         )
 
+    cgroups = cgroup_support()
+    if not cgroups.version:
+        warnings.append(
+            f"no cgroup can be created ({cgroups.reason}): memory, processes and CPU are limited per process "
+            "(rlimits), not per run; page cache, shared memory and memfd are not counted, and a session's "
+            "leftover threads are not detected. Run as root, or delegate a cgroup v2 subtree with the memory "
+            "and pids controllers to this process (systemd: Delegate=yes)"
+        )
+    if not as_root:
+        warnings.append(
+            "not root: every sandbox runs as this process's own uid (per-uid limits and same-uid permission "
+            "checks are shared with the host); run as root for a uid per sandbox"
+        )
+
     def info(tier: IsolationTier) -> TierInfo:
-        return TierInfo(tier, abi, bwrap, bwrap_error, seccomp, as_root, tuple(warnings))
+        return TierInfo(
+            tier, abi, bwrap, bwrap_error, seccomp, as_root, tuple(warnings), cgroups.version, cgroups.describe()
+        )
 
     tier_a_ok = bwrap is not None and bwrap_error is None
     if want is IsolationTier.A or (want is None and tier_a_ok):
@@ -401,7 +436,8 @@ def detect_tier(requested: IsolationTier | str = "auto", *, allow_unsafe: bool =
         if abi == 0:
             warnings.append(
                 "Landlock is unavailable (kernel < 5.13 or not in the `lsm=` boot list): tier A relies on "
-                "bubblewrap's mount namespace alone for filesystem isolation"
+                "bubblewrap's mount namespace alone for filesystem isolation, mounts no /proc, and so cannot see "
+                "threads a session call leaves running"
             )
         elif abi < 6:
             warnings.append(f"Landlock ABI {abi} < 6: no signal/abstract-socket scoping (namespaces cover it)")
@@ -425,7 +461,8 @@ def detect_tier(requested: IsolationTier | str = "auto", *, allow_unsafe: bool =
                 f"; Landlock ABI {abi} < 6 cannot scope signals or abstract unix sockets: the code may signal "
                 "other processes of its uid and reach abstract sockets"
             )
-        weaker += "; disk use is capped by polling, not by a size-limited tmpfs"
+        if not as_root:
+            weaker += "; disk use is capped by polling (fallocate refused), not by a size-limited tmpfs"
         if want is None:
             weaker += f" (bubblewrap: {bwrap_error})"
         warnings.append(f"{weaker}. To enable tier A: {ENABLE_TIER_A_HINT}.")

@@ -55,7 +55,12 @@ SETUP_ERROR_EXIT = 125
 
 _PR_SET_PDEATHSIG = 1
 _SIGKILL = 9  # not signal.SIGKILL: importing signal pulls in enum (~4 ms of start-up)
+_SIGXCPU = 24
+_SIGXFSZ = 25
 _PR_SET_CHILD_SUBREAPER = 36
+_CLONE_NEWNS = 0x00020000
+_MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
+_POLLIN = 1
 
 
 # --- wire format ---------------------------------------------------------------------------------
@@ -159,11 +164,105 @@ def _children_of(ppid: int) -> list[int]:
     return kids
 
 
+def _children(pid: int) -> list[int] | None:
+    """Live children of ``pid`` from /proc/<pid>/task/*/children (None if the kernel lacks that file)."""
+    kids: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+                kids.extend(int(k) for k in fh.read().split())
+        except FileNotFoundError:
+            if tid == str(pid) and not os.path.exists(f"/proc/{pid}/task/{tid}/children"):
+                return None
+        except OSError:
+            continue
+    return kids
+
+
+def _descendants(root: int) -> list[int]:
+    """Every process below ``root`` (zombies included), from /proc (which the supervisor can read)."""
+    found, frontier = [], [root]
+    while frontier:
+        kids = _children(frontier.pop())
+        if kids is None:  # no children files: scan every process once
+            return _descendants_by_scan(root)
+        found.extend(kids)
+        frontier.extend(kids)
+    return found
+
+
+def _descendants_by_scan(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            rest = stat[stat.rfind(b")") + 2 :].split()
+            if len(rest) > 1 and rest[0] not in (b"Z", b"X"):
+                parents[int(entry)] = int(rest[1])
+    found, frontier = [], [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent:
+                found.append(pid)
+                frontier.append(pid)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 :][:1] not in (b"Z", b"X")
+
+
+def _sweep_except(keep: int) -> int:
+    """Kill every descendant of ours but ``keep`` (a session's child, between calls); returns how many."""
+    killed: set[int] = set()
+    for _ in range(100):
+        victims = [p for p in _descendants(os.getpid()) if p != keep and _alive(p)]
+        if not victims:
+            break
+        for pid in victims:
+            try:
+                os.kill(pid, _SIGKILL)
+                killed.add(pid)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.001)
+    while True:  # reap the orphans re-parented to us (the child reaps its own children, or not)
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0 or pid == keep:
+            break
+    return len(killed)
+
+
+def _threads(pid: int) -> int:
+    """Threads of ``pid`` (0 if it is gone)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
+
+
 def _sweep(in_pidns: bool) -> int:
     """Kill and reap every remaining descendant (they are all re-parented to us, the subreaper).
 
     In a private pid namespace (tier A) kill(-1) reaches exactly the sandbox's processes (bwrap's
-    init is exempt), so no /proc is needed there; otherwise the children are found in /proc.
+    init is exempt); otherwise the children are found in /proc.
     """
     if in_pidns:
         killed = 0
@@ -272,7 +371,7 @@ def _safe_relpath(rel: str) -> str:
 # --- the child -----------------------------------------------------------------------------------
 
 
-def _lock_down(job: dict, ruleset_fd: int | None, supervisor: int, keep: list[int]) -> None:
+def _lock_down(job: dict, ruleset_fd: int | None, supervisor: int, keep: list[int], lock_sock: int) -> None:
     """Everything between fork and the first line of user code. Raises on any failure."""
     import resource
 
@@ -283,28 +382,56 @@ def _lock_down(job: dict, ruleset_fd: int | None, supervisor: int, keep: list[in
     devnull = os.open("/dev/null", os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    keep_set = sorted({0, 1, 2, *keep, *([ruleset_fd] if ruleset_fd is not None else [])})
+    extra = [fd for fd in (ruleset_fd, lock_sock) if fd is not None]
+    keep_set = sorted({0, 1, 2, *keep, *extra})
     low = 0
     for fd in keep_set:
         if fd > low:
             os.closerange(low, fd)
         low = fd + 1
     os.closerange(low, 1 << 20)
+    try:  # the code's processes, not the supervisor, are what the run's out-of-memory killer picks
+        with open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("1000")
+    except OSError:
+        pass
     for name, value in job["rlimits"].items():
         res = getattr(resource, "RLIMIT_" + name)
-        resource.setrlimit(res, (value, value))
+        resource.setrlimit(res, tuple(value) if isinstance(value, list) else (value, value))
     seccomp = _load_sibling("seccomp")
     seccomp.set_no_new_privs()
     if ruleset_fd is not None:
         landlock = _load_sibling("landlock")
         landlock.restrict_self(ruleset_fd)
         os.close(ruleset_fd)
+    listener = None
     if job["seccomp"]:
-        seccomp.install_filter(job["_seccomp_filter"])
+        listener = seccomp.install_filter(job["_seccomp_filter"], listener=job["notify"]) or None
     _setup_imports(job)
     os.environ.clear()
     os.environ.update(job["env"])
     os.chdir(job["workdir"])
+    _report_locked(lock_sock, listener)
+
+
+def _report_locked(sock_fd: int, listener: int | None) -> None:
+    """Tell the supervisor the lock-down is complete (and hand it the seccomp listener), keeping no copy.
+
+    This channel is closed before the first line of user code, so the code can never claim a setup
+    error or answer a seccomp notification.
+    """
+    import _socket
+
+    sock = _socket.socket(fileno=sock_fd)
+    try:
+        if listener is None:
+            sock.sendall(b"L")
+        else:
+            sock.sendmsg([b"L"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, listener.to_bytes(4, sys.byteorder))])
+    finally:
+        sock.close()
+        if listener is not None:
+            os.close(listener)
 
 
 def _setup_imports(job: dict) -> None:
@@ -431,7 +558,6 @@ def _child_run(job: dict, report_w: int) -> None:
 def _child_session(req_r: int, report_w: int) -> None:
     me = os.getpid()
     namespace = _main_namespace()
-    _write_all(report_w, encode_fields({"ready": 1}))
     while True:
         raw = _read_raw_message(req_r)
         if raw is None or os.getpid() != me:
@@ -440,15 +566,19 @@ def _child_session(req_r: int, report_w: int) -> None:
         _code, report = _execute(request["code"], namespace)
         if os.getpid() != me:
             os._exit(0)
+        report["nonce"] = request["nonce"]
         _write_all(report_w, encode_fields(report))
 
 
-def _child_main(job: dict, ruleset_fd: int | None, supervisor: int, report_w: int, req_r: int | None) -> None:
+def _child_main(
+    job: dict, ruleset_fd: int | None, supervisor: int, report_w: int, req_r: int | None, lock_sock: int
+) -> None:
     try:
         keep = [report_w, *job.get("_reroute_fds", {}).values()]
         if req_r is not None:
             keep.append(req_r)
-        _lock_down(job, ruleset_fd, supervisor, keep)
+        _lock_down(job, ruleset_fd, supervisor, keep, lock_sock)
+        # From here on the code is untrusted: the supervisor ignores any setup error it claims.
     except BaseException as exc:
         try:
             _write_all(report_w, encode_fields({"setup_error": f"{type(exc).__name__}: {exc}"}))
@@ -494,7 +624,9 @@ class _Reports:
             return {"report_error": "malformed report from the sandboxed process"}
 
 
-_CHILD_KEYS = ("exc_type", "exc_message", "traceback", "setup_error", "system_exit", "report_error")
+_CHILD_KEYS = ("exc_type", "exc_message", "traceback", "system_exit", "report_error")
+"""What the supervisor takes from the child's report once user code may run (never setup errors,
+exit codes of a one-shot run, stop reasons or anything else the caller must be able to trust)."""
 
 
 class Supervisor:
@@ -507,12 +639,23 @@ class Supervisor:
         self.pidfd = -1
         self.report_r = -1
         self.req_w = -1
+        self.lock_sock = -1
+        """The child's lock-down channel: one b"L" (with the seccomp listener) before any user code."""
+        self.listener = -1
+        self.locked = False
+        self.setup_error: str | None = None
+        self.syscall: str | None = None
+        self.nonce: str | None = None
+        """A session call's random tag: a report counts only when the session loop echoes it."""
+        self.rusage = None
         self.reports = _Reports()
 
     # setup (still privileged) ----------------------------------------------------------------
     def prepare(self) -> int | None:
         job = self.job
         ffi = _load_sibling("ffi")
+        if job["tmpfs"]:
+            self._mount_workdir(ffi)
         job["_reroute_fds"] = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in job["reroute"]}
         for fd in job["_reroute_fds"].values():
             os.set_inheritable(fd, True)
@@ -555,18 +698,42 @@ class Supervisor:
             raise OSError("prctl(PR_SET_CHILD_SUBREAPER) failed")
         return ruleset_fd
 
+    def _mount_workdir(self, ffi) -> None:  # type: ignore[no-untyped-def]
+        """Tier B as root: a private mount namespace with a size-capped tmpfs on the workdir.
+
+        The mount exists only in this run's namespace: it vanishes with the run's last process,
+        whatever happens to the host or to this supervisor.
+        """
+        nrs = _load_sibling("seccomp")._table(None)["nr"]
+        if ffi.syscall(nrs["unshare"], _CLONE_NEWNS) != 0:
+            raise OSError(ffi.errno(), f"unshare(CLONE_NEWNS) failed: {os.strerror(ffi.errno())}")
+        if ffi.syscall(nrs["mount"], None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+            raise OSError(ffi.errno(), f"making / private failed: {os.strerror(ffi.errno())}")
+        uid, gid = self.job["drop"] or (os.getuid(), os.getgid())
+        options = f"size={self.job['disk']},mode=0700,uid={uid},gid={gid}".encode()
+        target = self.job["workdir"].encode()
+        if ffi.syscall(nrs["mount"], b"tmpfs", target, b"tmpfs", _MS_NOSUID | _MS_NODEV, options) != 0:
+            raise OSError(ffi.errno(), f"mounting the workdir tmpfs failed: {os.strerror(ffi.errno())}")
+
     def spawn(self, ruleset_fd: int | None, session: bool) -> None:
         report_r, report_w = os.pipe()
         req_r = None
         if session:
             req_r, self.req_w = os.pipe()
+        import _socket
+
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        self.lock_sock, child_sock = ours.detach(), theirs.detach()
         sys.stdout.flush()
         pid = os.fork()
         if pid == 0:
-            _child_main(self.job, ruleset_fd, os.getppid(), report_w, req_r)
+            os.close(self.lock_sock)
+            _child_main(self.job, ruleset_fd, os.getppid(), report_w, req_r, child_sock)
         self.child = pid
         self.start = time.monotonic()
         os.close(report_w)
+        os.close(child_sock)
+        os.set_blocking(self.lock_sock, False)
         if req_r is not None:
             os.close(req_r)
         if ruleset_fd is not None:
@@ -576,22 +743,79 @@ class Supervisor:
         self.pidfd = os.pidfd_open(pid)
 
     # waiting ------------------------------------------------------------------------------------
-    def wait(self, timeout: float, want_report: bool) -> tuple[str, dict[str, str], int | None]:
-        """Wait for a report (session) or the child's exit; returns (event, report, exit status)."""
+    def _take_lock_message(self) -> None:
+        """Read the child's lock-down message if it is there (locked, and the listener); EOF = never locked."""
+        import _socket
+
+        sock = _socket.socket(fileno=self.lock_sock)
+        try:
+            msg, ancdata, _flags, _addr = sock.recvmsg(1, _socket.CMSG_SPACE(4))
+        except BlockingIOError:
+            sock.detach()
+            return
+        except OSError:
+            msg, ancdata = b"", []
+        sock.close()
+        self.lock_sock = -1
+        self.locked = msg == b"L"
+        for level, kind, data in ancdata:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
+                self.listener = int.from_bytes(data[:4], sys.byteorder)
+                os.set_blocking(self.listener, False)
+
+    def _forbidden(self) -> bool:
+        """A notification: the code made a fatal syscall; remember its name (True) or ignore a stale one."""
+        seccomp = _load_sibling("seccomp")
+        try:
+            _pid, nr, arch = seccomp.read_notification(self.listener)
+        except OSError:
+            return False
+        self.syscall = seccomp.syscall_name(nr, arch)
+        return True
+
+    def _pop_report(self) -> dict[str, str] | None:
+        """The next child report that counts: the lock-down marker and setup errors are consumed here."""
+        if not self.locked and self.lock_sock >= 0:
+            self._take_lock_message()  # sent before any frame the code could write
+        while True:
+            report = self.reports.pop()
+            if report is None:
+                return None
+            if not self.locked and "setup_error" in report:
+                self.setup_error = report["setup_error"][:TRACEBACK_CAP]
+                continue
+            if self.nonce is not None and report.get("nonce") != self.nonce:
+                continue  # written by the code, not by the session loop for this call
+            return {k: report[k] for k in (*_CHILD_KEYS, "exit_code") if k in report}
+
+    def wait(
+        self, timeout: float, want_report: bool, until_locked: bool = False
+    ) -> tuple[str, dict[str, str], int | None]:
+        """Wait for a report (session) or the child's exit; returns (event, report, exit status).
+
+        event: "report", "locked" (``until_locked``), "exit", "timeout", "disk" (tier B's polled cap)
+        or "syscall" (a fatal one).
+        """
         import select
 
         poller = select.poll()
         poller.register(self.pidfd, select.POLLIN)
         poller.register(self.report_r, select.POLLIN)
+        if self.lock_sock >= 0:
+            poller.register(self.lock_sock, select.POLLIN)
+        if self.listener >= 0:
+            poller.register(self.listener, select.POLLIN)
         deadline = time.monotonic() + timeout
         disk_cap = self.job["disk_watch"]
         next_disk = time.monotonic() + DISK_POLL_S
         report: dict[str, str] | None = None
         while True:
-            if want_report:
-                report = self.reports.pop()
-                if report is not None:
+            if want_report or until_locked:
+                report = self._pop_report()
+                if report is not None and want_report:
                     return "report", report, None
+                if until_locked and self.locked:
+                    return "locked", {}, None
             now = time.monotonic()
             if now >= deadline:
                 return "timeout", {}, None
@@ -601,16 +825,32 @@ class Supervisor:
             for fd, _ev in poller.poll(wait_s * 1000):
                 if fd == self.report_r:
                     self._drain_report()
+                elif fd == self.lock_sock:
+                    poller.unregister(fd)
+                    self._take_lock_message()
+                    if self.listener >= 0:
+                        poller.register(self.listener, select.POLLIN)
+                elif fd == self.listener:
+                    if self._forbidden():
+                        return "syscall", {}, None
                 elif fd == self.pidfd:
                     self._drain_report()
-                    _pid, status = os.waitpid(self.child, 0)
+                    _pid, status, self.rusage = os.wait4(self.child, 0)
                     self._drain_report()
-                    return "exit", self.reports.pop() or {}, status
+                    return "exit", self._last_report(), status
             if disk_cap and time.monotonic() >= next_disk:
                 used, count = _disk_usage(self.job["workdir"], disk_cap[1])
                 if used > disk_cap[0] or count > disk_cap[1]:
                     return "disk", {}, None
                 next_disk = time.monotonic() + DISK_POLL_S
+
+    def _last_report(self) -> dict[str, str]:
+        last: dict[str, str] = {}
+        while True:
+            report = self._pop_report()
+            if report is None:
+                return last
+            last = report
 
     def _drain_report(self) -> None:
         while True:
@@ -633,7 +873,7 @@ class Supervisor:
             except ProcessLookupError:
                 pass
         try:  # noqa: SIM105 - contextlib would cost start-up time
-            _pid, status = os.waitpid(self.child, 0)
+            _pid, status, self.rusage = os.wait4(self.child, 0)
         except ChildProcessError:
             pass
         return status, _sweep(self.job["in_pidns"])
@@ -641,13 +881,48 @@ class Supervisor:
     def emit(self, fields: dict[str, object]) -> None:
         _write_all(self.result_fd, encode_fields(fields))
 
+    # stop reasons -------------------------------------------------------------------------------
+    def stop_reason(self, event: str, status: int | None, report: dict[str, str]) -> str | None:
+        """Why the code stopped, from what the supervisor saw (the host adds cgroup and output facts)."""
+        if event == "syscall":
+            return "syscall"
+        if event in ("timeout", "disk"):
+            return event
+        code = _exit_code(status) if status is not None else None
+        if code == -_SIGXCPU:
+            return "cpu"
+        if code == -_SIGXFSZ:
+            return "disk"
+        if code == -_SIGKILL and self.rusage is not None:
+            used = self.rusage.ru_utime + self.rusage.ru_stime
+            if used >= self.job["rlimits"]["CPU"][0]:
+                return "cpu"
+        message = report.get("exc_message", "")
+        if report.get("exc_type") == "MemoryError" or message.startswith("[Errno 12]"):  # ENOMEM
+            return "memory"
+        if message.startswith(("[Errno 27]", "[Errno 28]", "[Errno 122]")):  # EFBIG, ENOSPC, EDQUOT
+            return "disk"
+        if message.startswith("[Errno 11]") or message == "can't start new thread":  # EAGAIN from fork/clone
+            return "pids"
+        if code not in (0, None) and self._workdir_full():
+            return "disk"
+        return None
+
+    def _workdir_full(self) -> bool:
+        if not self.job["disk_full_check"]:
+            return False
+        try:
+            st = os.statvfs(self.job["workdir"])
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < 64 * 1024 or st.f_favail == 0
+
     # modes --------------------------------------------------------------------------------------
     def run_once(self) -> bool:
         """Wait for the child, clean up, emit the result; True if this worker may serve another run."""
         event, report, status = self.wait(self.job["timeout"], want_report=False)
         fields: dict[str, object] = {}
         if event != "exit":
-            fields.update(timed_out=event == "timeout", killed_reason=event)
             killed_status, leftovers = self.kill_all()
             status = killed_status if killed_status is not None else status
         else:
@@ -657,10 +932,18 @@ class Supervisor:
                 pass
             leftovers = _sweep(self.job["in_pidns"])
         self._drain_report()
-        report = report or self.reports.pop() or {}
+        report = {**report, **self._last_report()}
+        if not self.locked:
+            error = self.setup_error or "the sandboxed process ended before it locked itself down"
+            fields.update(setup_error=error)
+            if event == "exit" and status is not None and _exit_code(status) == SETUP_ERROR_EXIT:
+                fields["setup_failed"] = 1
         fields.update({k: report[k] for k in _CHILD_KEYS if k in report})
         fields.update(
             exit_code=_exit_code(status) if status is not None else -9,
+            timed_out=event == "timeout",
+            stop_reason=self.stop_reason(event, status, report),
+            syscall=self.syscall,
             leftovers_killed=leftovers,
             duration=f"{time.monotonic() - self.start:.6f}",
             uid=os.getuid(),
@@ -671,11 +954,11 @@ class Supervisor:
         return reusable
 
     def run_session(self) -> None:
-        event, report, status = self.wait(self.job["timeout"], want_report=True)
-        if event != "report" or "ready" not in report:
+        event, report, status = self.wait(self.job["timeout"], want_report=False, until_locked=True)
+        if not self.locked:
             self.kill_all()
-            error = report.get("setup_error") or f"the session process did not start ({event})"
-            self.emit({"setup_error": error, "dead": 1, "exit_code": SETUP_ERROR_EXIT})
+            error = self.setup_error or f"the session process did not start ({event})"
+            self.emit({"setup_error": error, "setup_failed": 1, "dead": 1, "exit_code": SETUP_ERROR_EXIT})
             return
         self.emit({"ready": 1, "uid": os.getuid()})
         while True:
@@ -685,8 +968,11 @@ class Supervisor:
                 return
             request = marshal.loads(raw[8:])
             started = time.monotonic()
+            self._drain_report()  # whatever the previous call wrote after its report is not this call's
+            self.reports.buf.clear()
+            self.nonce = request["nonce"] = os.urandom(12).hex()
             try:  # noqa: SIM105 - contextlib would cost start-up time
-                _write_all(self.req_w, raw)
+                _write_all(self.req_w, pack_message(request))
             except OSError:
                 pass
             event, report, status = self.wait(request["timeout"], want_report=True)
@@ -694,16 +980,26 @@ class Supervisor:
             if event == "report":
                 fields.update({k: report[k] for k in _CHILD_KEYS if k in report})
                 fields["exit_code"] = report.get("exit_code", "1")
-            else:
+                # Between calls nothing of the code runs: its processes are killed now, and threads
+                # left running (they would run, and could write, during the next call) end the session.
+                fields["leftovers_killed"] = _sweep_except(self.child)
+                if _threads(self.child) > 1:
+                    time.sleep(0.02)  # a joined thread may still be exiting
+                    if _threads(self.child) > 1:
+                        fields.update(stop_reason="leftover")
+                        event = "leftover"
+            if event != "report":
                 if event == "exit":
-                    report = report or {}
                     fields.update({k: report[k] for k in _CHILD_KEYS if k in report})
-                else:
-                    fields.update(timed_out=event == "timeout", killed_reason=event)
                 killed_status, leftovers = self.kill_all()
                 status = status if status is not None else killed_status
+                fields.setdefault("stop_reason", self.stop_reason(event, status, report))
                 fields.update(
-                    dead=1, exit_code=_exit_code(status) if status is not None else -9, leftovers_killed=leftovers
+                    dead=1,
+                    timed_out=event == "timeout",
+                    syscall=self.syscall,
+                    exit_code=_exit_code(status) if status is not None and event != "leftover" else -9,
+                    leftovers_killed=leftovers + int(fields.get("leftovers_killed", 0)),  # type: ignore[call-overload]
                 )
             fields["duration"] = f"{time.monotonic() - started:.6f}"
             self.emit(fields)
@@ -718,14 +1014,20 @@ def _serve_one(result_fd: int) -> None:
     if raw is None:
         os._exit(2)
     job = marshal.loads(raw[8:])
-    job["_seccomp_filter"] = seccomp.build_filter(supervisor_pid=os.getpid(), allow_unix_sockets=job["unix_sockets"])
+    job["_seccomp_filter"] = seccomp.build_filter(
+        supervisor_pid=os.getpid(),
+        allow_unix_sockets=job["unix_sockets"],
+        notify=job["notify"],
+        refuse_fallocate=bool(job["disk_watch"]),
+    )
     sup = Supervisor(job, result_fd)
     session = job["mode"] == "session"
     try:
         ruleset_fd = sup.prepare()
         sup.spawn(ruleset_fd, session)
     except BaseException as exc:
-        sup.emit({"setup_error": f"supervisor: {type(exc).__name__}: {exc}", "exit_code": SETUP_ERROR_EXIT})
+        sup.emit({"setup_error": f"supervisor: {type(exc).__name__}: {exc}", "setup_failed": 1,
+                  "exit_code": SETUP_ERROR_EXIT})  # fmt: skip
         os._exit(1)
     if session:
         sup.run_session()
@@ -743,6 +1045,8 @@ def main() -> None:
     """
     # Everything that does not depend on the job happens before the first one arrives: imports
     # (while the interpreter's files are surely reachable, before any privilege drop).
+    import _socket  # noqa: F401
+    import fcntl  # noqa: F401
     import resource  # noqa: F401
     import select
 
