@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.profiles import DEFAULT_MODEL
@@ -82,6 +82,17 @@ class ChatSettings(BaseModel):
     max_retries: int = 2
     """Retries of a call that failed before producing any text with a retryable error (out of GPU memory,
     server unreachable, 429/5xx answers), with exponential backoff from 0.5 s."""
+
+    def __init__(self, **data: Any) -> None:
+        """Validate the settings; any invalid one is a ``ConfigurationError`` naming the field and the problem."""
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg'].removeprefix('Value error, ')}"
+                for err in e.errors()
+            )
+            raise ConfigurationError(f"Invalid {type(self).__name__} settings: {problems}.") from e
 
     @model_validator(mode="before")
     @classmethod

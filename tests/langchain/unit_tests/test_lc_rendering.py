@@ -26,7 +26,7 @@ from wizardcoder_integrations.chat.reply import ReplyBuilder
 from wizardcoder_integrations.chat.template import PREAMBLE
 from wizardcoder_integrations.chat.toolcalls import ToolCallStream, normalize_tool_choice
 from wizardcoder_integrations.chat.types import InvalidToolCall, ParsedToolCall
-from wizardcoder_integrations.errors import ConfigurationError, GenerationError
+from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.langchain import ChatWizardCoder, WizardCoderLLM
 from wizardcoder_integrations.langchain._tools import to_tool_specs
 from wizardcoder_integrations.langchain.chat_models import _ReplyChunks
@@ -101,7 +101,7 @@ def test_json_answers_start_inside_the_object(chat: ChatWizardCoder) -> None:
 def test_non_text_content_is_refused_with_a_clear_error(chat: ChatWizardCoder) -> None:
     image = HumanMessage([{"type": "text", "text": "What is this?"},
                           {"type": "image", "base64": "AAAA", "mime_type": "image/png"}])
-    with pytest.raises(GenerationError, match="text only"):
+    with pytest.raises(ConfigurationError, match="text only"):
         _render(chat, [image])
 
 
