@@ -233,7 +233,7 @@ class ToolCallStream:
             if start != -1:
                 self._prose(self._buffer[:start], parts)
                 self._buffer = self._buffer[start + len(TOOL_CALL_OPEN):]
-                self._in_call = True
+                self._in_call, self._held_space = True, ""  # whitespace around a call is dropped
                 continue
             safe = visible_text(self._buffer)
             self._prose(safe, parts)

@@ -123,7 +123,8 @@ class WizardCoder(ChatSettings, FunctionCallingLLM):
     # -- chat -----------------------------------------------------------------------------------------
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        """Answer a conversation; with ``tools`` the reply may hold tool calls (``ToolCallBlock``)."""
+        """Answer a conversation; with ``tools`` the reply may hold tool calls (``ToolCallBlock``), with
+        ``response_format`` (OpenAI's ``json_object``/``json_schema``) it is one JSON object."""
         *_, last = self._chats(*self._chat_call(messages, kwargs))
         return last.model_copy(update={"delta": None})
 
@@ -198,7 +199,7 @@ class WizardCoder(ChatSettings, FunctionCallingLLM):
         return rendered.prompt, rendered.prefix
 
     def _chat_request(self, messages: Sequence[ChatMessage], tools: Sequence[Any] | None,
-                      tool_choice: Any, parallel_tool_calls: bool = True) -> ChatRequest:
+                      tool_choice: Any, response_format: dict[str, Any] | None = None) -> ChatRequest:
         messages = list(messages)
         if not messages:
             raise ConfigurationError("chat() needs at least one message.")
@@ -206,13 +207,12 @@ class WizardCoder(ChatSettings, FunctionCallingLLM):
                                        and messages[0].content == self.system_prompt):
             messages.insert(0, ChatMessage(role=MessageRole.SYSTEM, content=self.system_prompt))
         specs = to_tool_specs(tools or [])
-        return ChatRequest(to_turns(messages), specs, tool_choice if specs else None,
-                           parallel_tool_calls=parallel_tool_calls)
+        return ChatRequest(to_turns(messages), specs, tool_choice if specs else None, response_format)
 
     def _chat_call(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> tuple[Call, ReplyBuilder]:
         tools, tool_choice = kwargs.pop("tools", None), kwargs.pop("tool_choice", "auto")
         kwargs.pop("allow_parallel_tool_calls", None)  # applied by _validate_chat_with_tools_response
-        rendered = render_request(self._chat_request(messages, tools, tool_choice))
+        rendered = render_request(self._chat_request(messages, tools, tool_choice, kwargs.pop("response_format", None)))
         call = self._call(rendered.prompt, kwargs, rendered.stops)
         call.overrides["grammar"] = rendered.grammar
         return call, ReplyBuilder.for_request(rendered)
