@@ -6,6 +6,8 @@ import asyncio
 import time
 
 import pytest
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
 
 pytest.importorskip("llama_index.core")
 
@@ -21,9 +23,9 @@ from llama_index.core.instrumentation.events.llm import (
 )
 from llama_index.core.tools import FunctionTool
 
+from wizardcoder_integrations.chat import format_instruction
 from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.llama_index import WizardCoder
-from wizardcoder_integrations.prompt import format_instruction
 from wizardcoder_integrations.standin import STANDIN_REPO
 from wizardcoder_integrations.standin.agent_examples import (
     FUNCTION_QUESTION,
@@ -341,3 +343,22 @@ async def test_structured_predict_is_constrained_to_the_schema(engine) -> None:
     order = llm.structured_predict(Order, prompt, what="ham and olives")
     assert isinstance(order, Order) and 20 <= order.size <= 40
     assert await llm.astructured_predict(Order, prompt, what="ham and olives") == order
+
+
+# -- structured output ----------------------------------------------------------------------------------
+class Joke(BaseModel):
+    """Joke to tell user."""
+
+    setup: str = PydanticField(description="question to set up a joke")
+    punchline: str = PydanticField(description="answer to resolve the joke")
+
+
+def test_structured_predict_and_its_stream_fill_the_object(engine):
+    from llama_index.core.prompts import PromptTemplate
+
+    llm = WizardCoder(engine=engine, temperature=0, max_tokens=96)
+    prompt = PromptTemplate("Tell me a joke about {topic}.")
+    whole = llm.structured_predict(Joke, prompt, topic="cats")
+    streamed = list(llm.stream_structured_predict(Joke, prompt, topic="cats"))
+    assert isinstance(whole, Joke) and whole.setup
+    assert isinstance(streamed[-1], Joke) and streamed[-1] == whole  # not an empty object

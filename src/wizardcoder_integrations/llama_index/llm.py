@@ -188,6 +188,23 @@ class WizardCoder(ChatSettings, FunctionCallingLLM):
             raise ValueError(f"Expected at least one tool call, but got 0 tool calls.{why}")
         return calls
 
+    # -- structured output ----------------------------------------------------------------------------
+    def _structured_stream_call(self, output_cls: Any, prompt: Any, llm_kwargs: dict[str, Any] | None = None,
+                                **prompt_args: Any) -> Any:
+        return self._forced_program(output_cls, prompt).stream_call(llm_kwargs=llm_kwargs, **prompt_args)
+
+    async def _structured_astream_call(self, output_cls: Any, prompt: Any,
+                                       llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any) -> Any:
+        return await self._forced_program(output_cls, prompt).astream_call(llm_kwargs=llm_kwargs, **prompt_args)
+
+    def _forced_program(self, output_cls: Any, prompt: Any) -> Any:
+        """The program of (a)stream_structured_predict with its call forced, as structured_predict forces it
+        (LlamaIndex's streaming program leaves the choice to the model)."""
+        from llama_index.core.program.function_program import FunctionCallingProgram
+
+        return FunctionCallingProgram.from_defaults(output_cls=output_cls, prompt=prompt, llm=self,
+                                                    tool_choice="required")
+
     # -- rendering: one function for every path -------------------------------------------------------
     def render_messages(self, messages: Sequence[ChatMessage], tools: Sequence[Any] | None = None,
                         tool_choice: str | dict[str, Any] | None = "auto") -> tuple[str, str]:
