@@ -2,19 +2,39 @@
 
 from wizardcoder_integrations.errors import (
     ConfigurationError,
+    EngineClosedError,
+    EngineOverloadedError,
     GenerationError,
+    GenerationTimeoutError,
     MissingExtraError,
     ModelLoadError,
+    RemoteError,
+    RemoteRejectedError,
+    RemoteStreamError,
+    RemoteTimeoutError,
+    RemoteUnavailableError,
     SandboxError,
+    ToolArgumentsError,
+    UnsupportedCheckpoint,
     WizardCoderError,
 )
 
 __all__ = [
     "ConfigurationError",
+    "EngineClosedError",
+    "EngineOverloadedError",
     "GenerationError",
+    "GenerationTimeoutError",
     "MissingExtraError",
     "ModelLoadError",
+    "RemoteError",
+    "RemoteRejectedError",
+    "RemoteStreamError",
+    "RemoteTimeoutError",
+    "RemoteUnavailableError",
     "SandboxError",
+    "ToolArgumentsError",
+    "UnsupportedCheckpoint",
     "WizardCoderError",
 ]
 __version__ = "0.1.0"

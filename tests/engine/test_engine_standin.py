@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from wizardcoder_integrations.chat import extract_code
 from wizardcoder_integrations.engine import Engine, GenerationResult, StreamDelta
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError
-from wizardcoder_integrations.prompt import extract_code
 from wizardcoder_integrations.standin import load_standin_engine
 from wizardcoder_integrations.standin.tasks import CODE_TASKS
 
