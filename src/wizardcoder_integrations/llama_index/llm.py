@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError, missing_extra
@@ -189,13 +190,12 @@ class WizardCoder(ChatSettings, FunctionCallingLLM):
         return calls
 
     # -- structured output ----------------------------------------------------------------------------
-    def _structured_stream_call(self, output_cls: Any, prompt: Any, llm_kwargs: dict[str, Any] | None = None,
-                                **prompt_args: Any) -> Any:
-        return self._forced_program(output_cls, prompt).stream_call(llm_kwargs=llm_kwargs, **prompt_args)
+    def _structured_stream_call(self, output_cls: Any, prompt: Any, llm_kwargs: Any = None, **args: Any) -> Any:
+        return self._forced_program(output_cls, prompt).stream_call(llm_kwargs=llm_kwargs, **args)
 
-    async def _structured_astream_call(self, output_cls: Any, prompt: Any,
-                                       llm_kwargs: dict[str, Any] | None = None, **prompt_args: Any) -> Any:
-        return await self._forced_program(output_cls, prompt).astream_call(llm_kwargs=llm_kwargs, **prompt_args)
+    async def _structured_astream_call(self, output_cls: Any, prompt: Any, llm_kwargs: Any = None,
+                                       **args: Any) -> Any:
+        return await self._forced_program(output_cls, prompt).astream_call(llm_kwargs=llm_kwargs, **args)
 
     def _forced_program(self, output_cls: Any, prompt: Any) -> Any:
         """The program of (a)stream_structured_predict with its call forced, as structured_predict forces it
@@ -262,28 +262,32 @@ class WizardCoder(ChatSettings, FunctionCallingLLM):
 
     # -- the streaming primitive: every method consumes the chat layer's driver ------------------------
     def _completions(self, call: Call, builder: ReplyBuilder | None) -> Iterator[CompletionResponse]:
-        text = _Text(builder)
-        yield from (r for e in [None, *events(call)] if (r := text.completion(e, self.served_model)))
+        return _responses(call, _Text(builder, self.served_model).completion)
 
-    async def _acompletions(self, call: Call, builder: ReplyBuilder | None) -> AsyncIterator[CompletionResponse]:
-        text = _Text(builder)
-        if (first := text.completion(None, self.served_model)) is not None:
-            yield first
-        async for event in aevents(call):
-            if (response := text.completion(event, self.served_model)) is not None:
-                yield response
+    def _acompletions(self, call: Call, builder: ReplyBuilder | None) -> AsyncIterator[CompletionResponse]:
+        return _aresponses(call, _Text(builder, self.served_model).completion)
 
     def _chats(self, call: Call, builder: ReplyBuilder) -> Iterator[ChatResponse]:
-        text = _Text(builder)
-        yield from (r for e in [None, *events(call)] if (r := text.chat(e, self.served_model)))
+        return _responses(call, _Text(builder, self.served_model).chat)
 
-    async def _achats(self, call: Call, builder: ReplyBuilder) -> AsyncIterator[ChatResponse]:
-        text = _Text(builder)
-        if (first := text.chat(None, self.served_model)) is not None:
-            yield first
-        async for event in aevents(call):
-            if (response := text.chat(event, self.served_model)) is not None:
-                yield response
+    def _achats(self, call: Call, builder: ReplyBuilder) -> AsyncIterator[ChatResponse]:
+        return _aresponses(call, _Text(builder, self.served_model).chat)
+
+
+def _responses(call: Call, convert: Callable[[EngineEvent | None], Any]) -> Iterator[Any]:
+    """The responses of one call: ``convert(None)`` first (a forced prefix), then one per engine event."""
+    for event in itertools.chain([None], events(call)):
+        if (response := convert(event)) is not None:
+            yield response
+
+
+async def _aresponses(call: Call, convert: Callable[[EngineEvent | None], Any]) -> AsyncIterator[Any]:
+    """Async :func:`_responses`."""
+    if (first := convert(None)) is not None:
+        yield first
+    async for event in aevents(call):
+        if (response := convert(event)) is not None:
+            yield response
 
 
 class _Text:
@@ -293,8 +297,9 @@ class _Text:
     (``formatted=True`` completions) the engine's text passes through unchanged.
     """
 
-    def __init__(self, builder: ReplyBuilder | None) -> None:
+    def __init__(self, builder: ReplyBuilder | None, model: str) -> None:
         self.builder = builder
+        self.model = model
         self.shown = ""
 
     def _delta(self, event: EngineEvent | None) -> str:
@@ -303,15 +308,15 @@ class _Text:
         parts = self.builder.start() if event is None else self.builder.feed(event)
         return "".join(p for p in parts if isinstance(p, str))
 
-    def completion(self, event: EngineEvent | None, model: str) -> CompletionResponse | None:
+    def completion(self, event: EngineEvent | None) -> CompletionResponse | None:
         delta = self._delta(event)
         self.shown += delta
         if event is not None and is_final(event):
-            return CompletionResponse(text=self.shown, delta=delta, raw=_raw(event, model),
+            return CompletionResponse(text=self.shown, delta=delta, raw=_raw(event, self.model),
                                       additional_kwargs=_usage(event))
         return CompletionResponse(text=self.shown, delta=delta) if delta else None
 
-    def chat(self, event: EngineEvent | None, model: str) -> ChatResponse | None:
+    def chat(self, event: EngineEvent | None) -> ChatResponse | None:
         delta = self._delta(event)
         self.shown += delta
         if event is not None and is_final(event):
@@ -319,7 +324,7 @@ class _Text:
             reply: Reply = self.builder.reply
             message = reply_message(reply)
             return ChatResponse(message=message, delta=delta + (message.content or "")[len(self.shown):],
-                                raw={**_raw(event, model), "finish_reason": reply.finish_reason},
+                                raw={**_raw(event, self.model), "finish_reason": reply.finish_reason},
                                 additional_kwargs=_usage(event))
         if not delta:
             return None
