@@ -32,6 +32,7 @@ demo: setup
 	$(VENV)/bin/wizardcoder demo
 
 test: setup standin-tokenizer
+	$(VENV)/bin/lint-imports
 	TRITON_INTERPRETER_PATH=$(abspath $(TRITON_DIR)) $(PY) -m pytest
 
 # Fetch llama-tokenizer-js with npm (installed with apt where missing), check it against its recorded sha512

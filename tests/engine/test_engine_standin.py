@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from wizardcoder_integrations.chat import extract_code
 from wizardcoder_integrations.engine import Engine, GenerationResult, StreamDelta
-from wizardcoder_integrations.errors import ConfigurationError, GenerationError
-from wizardcoder_integrations.prompt import extract_code
+from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 from wizardcoder_integrations.standin import load_standin_engine
 
@@ -175,12 +175,12 @@ def test_prompt_longer_than_the_context_is_a_clear_error(engine: Engine) -> None
     prompt = "word " * 20_000
     n = len(engine.tokenize(engine.render(prompt)))
     assert n > engine.info.context_length == 16384
-    with pytest.raises(GenerationError, match=f"The prompt is {n} tokens but the model's context is 16384 tokens"):
+    with pytest.raises(ConfigurationError, match=f"The prompt is {n} tokens but the model's context is 16384 tokens"):
         engine.generate([prompt])
 
 
 def test_a_single_string_is_not_a_batch(engine: Engine) -> None:
-    with pytest.raises(GenerationError, match="list of prompts"):
+    with pytest.raises(ConfigurationError, match="list of prompts"):
         engine.generate("hello")  # type: ignore[arg-type]
 
 

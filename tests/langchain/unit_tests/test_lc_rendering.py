@@ -22,11 +22,15 @@ from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
-from wizardcoder_integrations.errors import ConfigurationError, GenerationError
+from wizardcoder_integrations.chat.reply import ReplyBuilder
+from wizardcoder_integrations.chat.template import PREAMBLE
+from wizardcoder_integrations.chat.toolcalls import ToolCallStream, normalize_tool_choice
+from wizardcoder_integrations.chat.types import InvalidToolCall, ParsedToolCall
+from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta
+from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.langchain import ChatWizardCoder, WizardCoderLLM
-from wizardcoder_integrations.langchain._tools import normalize_tool_choice, to_tool_specs
+from wizardcoder_integrations.langchain._tools import to_tool_specs
 from wizardcoder_integrations.langchain.chat_models import _ReplyChunks
-from wizardcoder_integrations.prompt import PREAMBLE
 from wizardcoder_integrations.scenarios.tool_calls import (
     BROKEN_CALL_QUESTION,
     JSON_JOKE_REQUEST,
@@ -34,7 +38,6 @@ from wizardcoder_integrations.scenarios.tool_calls import (
 )
 from wizardcoder_integrations.standin import STANDIN_REPO
 from wizardcoder_integrations.standin.data import training_examples
-from wizardcoder_integrations.toolcalls import InvalidToolCall, ParsedToolCall, ToolCallStream
 
 
 @pytest.fixture
@@ -49,7 +52,8 @@ def get_weather(location: str) -> str:
 
 
 def _render(chat: ChatWizardCoder, messages: list[Any], **kwargs: Any) -> tuple[str, str, list[str] | None]:
-    return chat._render(messages, kwargs)
+    rendered = chat.render(messages, **kwargs)
+    return rendered.prompt, rendered.prefix, list(rendered.tool_names) if rendered.tool_names else None
 
 
 # -- history -> Alpaca prompt ----------------------------------------------------------------------------
@@ -98,7 +102,7 @@ def test_json_answers_start_inside_the_object(chat: ChatWizardCoder) -> None:
 def test_non_text_content_is_refused_with_a_clear_error(chat: ChatWizardCoder) -> None:
     image = HumanMessage([{"type": "text", "text": "What is this?"},
                           {"type": "image", "base64": "AAAA", "mime_type": "image/png"}])
-    with pytest.raises(GenerationError, match="text only"):
+    with pytest.raises(ConfigurationError, match="text only"):
         _render(chat, [image])
 
 
@@ -162,7 +166,7 @@ def test_the_same_tool_twice_is_listed_once_but_two_tools_of_one_name_are_an_err
 
     other = {**Other.model_json_schema(), "title": "Person"}
     with pytest.raises(ConfigurationError, match="Two different tools"):
-        to_tool_specs([Person, other])
+        ChatWizardCoder().bind_tools([Person, other])
 
 
 @pytest.mark.parametrize(("choice", "expected"), [
@@ -257,9 +261,14 @@ def test_tool_call_stream_splits_prose_and_calls_across_any_piece_boundaries() -
         stream = ToolCallStream(["f"])
         parts = [p for i in range(0, len(reply), size) for p in stream.feed(reply[i:i + size])]
         parts += stream.close()
-        prose = "".join(p for p in parts if isinstance(p, str))
+        prose = [p for p in parts if isinstance(p, str)]
         calls = [p for p in parts if not isinstance(p, str)]
-        assert prose == "Let me look.\nDone.", size
+        assert "".join(prose) == "Let me look.Done.", size  # whitespace around calls is dropped
+        builder = ReplyBuilder("", ["f"])
+        for i in range(0, len(reply), size):
+            builder.feed(StreamDelta(reply[i:i + size], ()))
+        builder.feed(GenerationResult(reply, 1, 1, "stop", (), None, 0.0, 0.0))
+        assert builder.reply is not None and builder.reply.text == "Let me look.\nDone.", size
         assert isinstance(calls[0], ParsedToolCall) and calls[0].arguments == {"x": 1}
         assert isinstance(calls[1], InvalidToolCall) and "not valid JSON" in calls[1].error
 
@@ -288,7 +297,7 @@ def _assemble(assembler: _ReplyChunks, events: list[Any]) -> list[Any]:
 def test_reply_chunks_carry_metadata_once_and_invalid_calls_as_invalid() -> None:
     calls = ('<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool_call>'
              '<tool_call>\n{"name": "g", "arguments": {}}\n</tool_call>')
-    assembler = _ReplyChunks("", ["f"], single_call=False, model_name="m")
+    assembler = _ReplyChunks(ReplyBuilder("", ["f"]), "m")
     chunks = _assemble(assembler, _events(calls[:20], calls[20:]))
     assert [c.message.usage_metadata is not None for c in chunks].count(True) == 1
     assert chunks[-1].message.chunk_position == "last"
@@ -298,25 +307,25 @@ def test_reply_chunks_carry_metadata_once_and_invalid_calls_as_invalid() -> None
         full = full + c.message
     assert [c["args"] for c in full.tool_calls] == [{"x": 1}]
     assert [c["name"] for c in full.invalid_tool_calls] == ["g"]
-    assert "unknown tool 'g'" in assembler.errors[full.invalid_tool_calls[0]["id"]]
+    errors = full.response_metadata["invalid_tool_call_errors"]
+    assert "unknown tool 'g'" in errors[full.invalid_tool_calls[0]["id"]]
     assert full.content == "" and full.usage_metadata == {"input_tokens": 10, "output_tokens": 5,
                                                           "total_tokens": 15}
 
 
 def test_parallel_tool_calls_false_keeps_the_first_call() -> None:
     call = '<tool_call>\n{"name": "f", "arguments": {"x": %d}}\n</tool_call>'
-    assembler = _ReplyChunks("", ["f"], single_call=True, model_name="m")
+    assembler = _ReplyChunks(ReplyBuilder("", ["f"], single_call=True), "m")
     chunks = _assemble(assembler, _events(call % 1, call % 2))
     tool_chunks = [tc for c in chunks for tc in c.message.tool_call_chunks]
     assert [json.loads(tc["args"]) for tc in tool_chunks] == [{"x": 1}]
 
 
 def test_a_forced_prefix_is_part_of_the_reply() -> None:
-    assembler = _ReplyChunks('<tool_call>\n{"name": "f", "arguments": ', ["f"], single_call=False,
-                             model_name="m")
+    assembler = _ReplyChunks(ReplyBuilder('<tool_call>\n{"name": "f", "arguments": ', ["f"]), "m")
     chunks = _assemble(assembler, _events('{"x": 3}}', "\n</tool_call>"))
     assert [tc["args"] for c in chunks for tc in c.message.tool_call_chunks] == ['{"x": 3}']
-    json_reply = _assemble(_ReplyChunks("{", None, single_call=False, model_name="m"), _events('"a": 1}'))
+    json_reply = _assemble(_ReplyChunks(ReplyBuilder("{", None), "m"), _events('"a": 1}'))
     assert "".join(c.message.content for c in json_reply) == '{"a": 1}'
 
 
