@@ -41,9 +41,14 @@ class FastLlama:
         self.sin = freqs.sin().to(device).contiguous()
         self.scale = d ** -0.5
 
-    def prefill(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
-                lengths: list[int]) -> torch.Tensor:
-        """Prompts packed back to back: tokens/positions/slots [T]; returns last-position logits [n, V]."""
+    def prefill(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor, lengths: list[int],
+                context: tuple[torch.Tensor, list[int]] | None = None) -> torch.Tensor:
+        """Prompts packed back to back: tokens/positions/slots [T]; returns last-position logits [n, V].
+
+        ``context``: when some rows start after a cached prefix, (slots of every position of every row [C],
+        each row's whole length): row ``r``'s ``lengths[r]`` new tokens are its last positions and attend to
+        all of it. None: each row is its whole prompt.
+        """
         w, ops = self.w, self.ops
         h = F.embedding(tokens, w.embed)  # [T, hidden]
         delta = None
@@ -52,9 +57,10 @@ class FastLlama:
             qkv = ops.linear(x, layer.qkv)  # [S, T, (H + 2 Hkv) D]
             q = ops.rope_write(qkv, positions, slots, self.cos, self.sin, self.cache.k[i], self.cache.v[i],
                                w.num_heads, w.num_kv_heads)  # [T, H, D]
-            k = self.cache.k[i][slots]  # [T, Hkv, D], rotated
-            v = self.cache.v[i][slots]
-            attn = self._prompt_attention(q, k, v, lengths)  # [T, H * D]
+            kv_slots = slots if context is None else context[0]
+            k = self.cache.k[i][kv_slots]  # [T or C, Hkv, D], rotated
+            v = self.cache.v[i][kv_slots]
+            attn = self._prompt_attention(q, k, v, lengths, None if context is None else context[1])  # [T, H * D]
             x = ops.add_rmsnorm(h, ops.linear(attn, layer.o), layer.post_norm, w.rms_norm_eps)
             delta = ops.linear(ops.silu_mul(ops.linear(x, layer.gate_up)), layer.down)
         last = torch.tensor(lengths, device=h.device).cumsum(0) - 1  # [n]
@@ -83,9 +89,15 @@ class FastLlama:
         x = ops.add_rmsnorm(h, delta, w.norm, w.rms_norm_eps)
         return F.linear(x, self.lm_head)[:, : self.vocab]  # [B, V]
 
-    def _prompt_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                          lengths: list[int]) -> torch.Tensor:
-        """Causal attention of each prompt over itself: q [T, H, D], k/v [T, Hkv, D] -> [T, H * D]."""
+    def _prompt_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lengths: list[int],
+                          kv_lengths: list[int] | None = None) -> torch.Tensor:
+        """Causal attention of each prompt over itself: q [T, H, D], k/v [T, Hkv, D] -> [T, H * D].
+
+        With ``kv_lengths``, k/v are [C, Hkv, D] (each row's whole context) and row ``r``'s queries are its
+        last ``lengths[r]`` positions.
+        """
+        if kv_lengths is not None and kv_lengths != lengths:
+            return _offset_attention(q, k, v, lengths, kv_lengths)
         total, heads, d = q.shape
         gqa = k.shape[1] != heads
         if len(lengths) == 1:
@@ -105,3 +117,29 @@ class FastLlama:
 
         out = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), is_causal=True, enable_gqa=gqa)
         return out.transpose(1, 2)[row, col].reshape(total, heads * d)
+
+
+def _offset_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, q_lengths: list[int],
+                      kv_lengths: list[int]) -> torch.Tensor:
+    """Rows whose queries are the last ``q_lengths[r]`` of their ``kv_lengths[r]`` positions, causally:
+    q [T, H, D], k/v [C, Hkv, D] -> [T, H * D]."""
+    total, heads, d = q.shape
+    dev = q.device
+    n, lq, lk = len(q_lengths), max(q_lengths), max(kv_lengths)
+    ql, kl = torch.tensor(q_lengths, device=dev), torch.tensor(kv_lengths, device=dev)
+
+    def pad(x: torch.Tensor, lens: torch.Tensor, width: int) -> torch.Tensor:
+        row = torch.repeat_interleave(torch.arange(n, device=dev), lens)
+        col = torch.arange(x.shape[0], device=dev) - torch.repeat_interleave(lens.cumsum(0) - lens, lens)
+        out = x.new_zeros((n, width, x.shape[1], d))
+        out[row, col] = x
+        return out.transpose(1, 2)  # [n, heads, L, D]
+
+    i = torch.arange(lq, device=dev)[None, :, None]
+    j = torch.arange(lk, device=dev)[None, None, :]
+    mask = (j <= (kl - ql)[:, None, None] + i) & (j < kl[:, None, None])  # [n, Lq, Lk]
+    out = F.scaled_dot_product_attention(pad(q, ql, lq), pad(k, kl, lk), pad(v, kl, lk), attn_mask=mask[:, None],
+                                         enable_gqa=k.shape[1] != heads)
+    row = torch.repeat_interleave(torch.arange(n, device=dev), ql)
+    col = torch.arange(total, device=dev) - torch.repeat_interleave(ql.cumsum(0) - ql, ql)
+    return out.transpose(1, 2)[row, col].reshape(total, heads * d)
