@@ -635,11 +635,16 @@ def prefix_hit(engine: Any, prefix_tokens: int = 1500, repeats: int = 5) -> dict
     hit = [engine.generate([prefix + t], raw=True, do_sample=False, max_new_tokens=1)[0].time_to_first_token_s
            for t in tails[1: repeats + 1]]
     hit_tokens = (pool.stats.hit_tokens - before) // repeats
+    def clear() -> None:  # once the last request's row has left (the worker releases its pages)
+        while engine.scheduler.running:
+            time.sleep(0.001)
+        pool.clear()
+
     miss = []
     for t in tails[1: repeats + 1]:
-        pool.clear()
+        clear()
         miss.append(engine.generate([prefix + t], raw=True, do_sample=False, max_new_tokens=1)[0].time_to_first_token_s)
-    pool.clear()
+    clear()
     cold = engine.generate([prefix + tails[-1]], raw=True, do_sample=False, max_new_tokens=48, logprobs=1)[0]
     warm = engine.generate([prefix + tails[-1]], raw=True, do_sample=False, max_new_tokens=48, logprobs=1)[0]
     same = next((i for i, (a, b) in enumerate(zip(cold.token_ids, warm.token_ids, strict=True)) if a != b),
