@@ -1,31 +1,147 @@
-"""The package's error hierarchy: every failure says what failed, why, and the fix."""
+"""The package's error hierarchy: every failure says what failed, why, and the fix.
+
+::
+
+    WizardCoderError
+    ├── ConfigurationError        the caller's mistake (bad setting, bad request)        HTTP 400
+    │   └── UnsupportedCheckpoint a checkpoint the fast backend cannot run               HTTP 400
+    ├── ModelLoadError            weights or tokenizer could not be loaded               HTTP 500
+    ├── GenerationError           generation failed                                     HTTP 500
+    │   ├── EngineOverloadedError out of GPU memory, queue full: retry later            HTTP 503 + Retry-After
+    │   ├── EngineClosedError     the engine was closed; its requests fail with this     HTTP 503
+    │   └── GenerationTimeoutError a call ran past its ``timeout``                       HTTP 504
+    ├── RemoteError               an OpenAI-compatible server did not answer as asked
+    │   ├── RemoteUnavailableError cannot connect                                       HTTP 503 + Retry-After
+    │   ├── RemoteRejectedError   the server answered an error status (``status``)       that status
+    │   ├── RemoteStreamError     the stream broke off mid-reply                         HTTP 502
+    │   └── RemoteTimeoutError    a network wait ran out                                 HTTP 504
+    ├── ToolArgumentsError        a tool was called with arguments its schema refuses     HTTP 422
+    ├── SandboxError              the sandbox could not be set up or refused to run code HTTP 500
+    └── MissingExtraError         an optional dependency group is not installed          HTTP 500
+
+``http_status`` and ``retry_after_s`` are what a server maps an error to; ``retryable`` says whether the same
+request may succeed later. The same cause raises the same class from every adapter and engine.
+"""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 __all__ = [
     "ConfigurationError",
+    "EngineClosedError",
+    "EngineOverloadedError",
     "GenerationError",
+    "GenerationTimeoutError",
     "MissingExtraError",
     "ModelLoadError",
+    "RemoteError",
+    "RemoteRejectedError",
+    "RemoteStreamError",
+    "RemoteTimeoutError",
+    "RemoteUnavailableError",
     "SandboxError",
+    "ToolArgumentsError",
+    "UnsupportedCheckpoint",
     "WizardCoderError",
+    "missing_extra",
 ]
 
 
 class WizardCoderError(Exception):
     """Base class of every error this package raises on purpose."""
 
+    #: The HTTP status a server answers this error with.
+    http_status: ClassVar[int] = 500
+    #: Whether the same request may succeed if sent again later.
+    retryable: ClassVar[bool] = False
+    #: Seconds a client should wait before retrying (``Retry-After``); None: do not retry.
+    retry_after_s: ClassVar[int | None] = None
+
 
 class ConfigurationError(WizardCoderError, ValueError):
-    """A user-supplied setting is invalid (unknown profile or branch, bad sampling value, ...)."""
+    """The caller's mistake: an invalid setting or request (unknown profile, bad sampling value, no messages)."""
+
+    http_status = 400
+
+
+class UnsupportedCheckpoint(ConfigurationError):
+    """A checkpoint's layout that the fast backend cannot run (use ``backend="eager"``)."""
 
 
 class ModelLoadError(WizardCoderError):
-    """The model or tokenizer could not be loaded (missing files, no GPU, out of memory, ...)."""
+    """The model or tokenizer could not be loaded (missing files, no GPU, ...)."""
 
 
 class GenerationError(WizardCoderError):
-    """Generation failed or was given an input it cannot process."""
+    """Generation failed while running (not because of what the caller asked)."""
+
+
+class EngineOverloadedError(GenerationError):
+    """The engine cannot take this request now (out of GPU memory, queue full); retry after a pause."""
+
+    http_status = 503
+    retryable = True
+    retry_after_s = 1
+
+
+class EngineClosedError(GenerationError):
+    """The engine was closed; queued and running requests fail with this at once."""
+
+    http_status = 503
+
+
+class GenerationTimeoutError(GenerationError, TimeoutError):
+    """A call ran past its ``timeout``; its request was cancelled."""
+
+    http_status = 504
+
+
+class RemoteError(WizardCoderError):
+    """An OpenAI-compatible server (vLLM, TGI, ``wizardcoder serve``) did not answer as asked."""
+
+    http_status = 502
+
+
+class RemoteUnavailableError(RemoteError):
+    """The server cannot be reached (connection refused, DNS failure, reset before an answer)."""
+
+    http_status = 503
+    retryable = True
+    retry_after_s = 1
+
+
+class RemoteRejectedError(RemoteError):
+    """The server answered an error status; ``status`` is it (429 and 5xx are worth retrying)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def http_status(self) -> int:  # type: ignore[override]
+        return self.status
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return self.status == 429 or self.status >= 500
+
+
+class RemoteStreamError(RemoteError):
+    """A streamed reply broke off before its end (server killed, connection dropped)."""
+
+
+class RemoteTimeoutError(RemoteError, TimeoutError):
+    """A network wait (connect, first token, next chunk) ran past the client's ``timeout``."""
+
+    http_status = 504
+    retryable = True
+
+
+class ToolArgumentsError(WizardCoderError, ValueError):
+    """A tool was called with arguments its schema refuses; the message names the tool and the problem."""
+
+    http_status = 422
 
 
 class SandboxError(WizardCoderError):

@@ -11,32 +11,74 @@ from typing import Any
 
 import torch
 
+from wizardcoder_integrations.chat.template import format_instruction
 from wizardcoder_integrations.engine.backends import Backend, EagerBackend, open_backend
 from wizardcoder_integrations.engine.info import EngineInfo
 from wizardcoder_integrations.engine.loading import LoadedModel, resolve_device, resolve_source
 from wizardcoder_integrations.engine.params import SamplingParams
 from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta
 from wizardcoder_integrations.engine.scheduler import Request, Scheduler
-from wizardcoder_integrations.errors import GenerationError
+from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.profiles import DEFAULT_MODEL, ModelProfile
-from wizardcoder_integrations.prompt import format_instruction
 
 __all__ = ["Engine", "EngineInfo"]
 
-_ENGINES: dict[tuple[Any, ...], Engine] = {}
-_ENGINES_LOCK = threading.Lock()
+
+class _Registry:
+    """The engines :meth:`Engine.load` shared, by every load option, with how many holders each has.
+
+    Each ``load`` of a key adds a holder; each ``close`` removes one; the last holder's close shuts the engine
+    down (its queued and running requests fail at once) and forgets it, so a later ``load`` loads again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._engines: dict[tuple[Any, ...], Engine] = {}
+        self._holders: dict[int, int] = {}
+
+    def acquire(self, key: tuple[Any, ...], build: Any) -> Engine:
+        with self._lock:
+            engine = self._engines.get(key)
+            if engine is None:
+                engine = self._engines[key] = build()
+                engine._registry_key = key
+            self._holders[id(engine)] = self._holders.get(id(engine), 0) + 1
+            return engine
+
+    def release(self, engine: Engine) -> bool:
+        """Drop one holder of ``engine``; True when it was the last one (or never registered)."""
+        with self._lock:
+            key = engine._registry_key
+            if key is None or self._engines.get(key) is not engine:
+                return True
+            left = self._holders[id(engine)] - 1
+            if left > 0:
+                self._holders[id(engine)] = left
+                return False
+            del self._engines[key], self._holders[id(engine)]
+            return True
+
+    def holders(self, engine: Engine) -> int:
+        with self._lock:
+            return self._holders.get(id(engine), 0)
+
+
+REGISTRY = _Registry()
 
 
 class Engine:
     """A loaded WizardCoder: template, batched generation, streaming, stop strings, token counts.
 
-    Build it with :meth:`load`, which returns the same engine for the same (model, revision, device, dtype)
-    for the whole process. Prompts are instructions wrapped in the card's Alpaca template, unless
+    Build it with :meth:`load`, which returns the same engine for the same load options (model, revision,
+    profile, device, dtype, backend, max_batch_size) for the whole process; each ``load`` is a holder and
+    :meth:`close` releases one. Prompts are instructions wrapped in the card's Alpaca template, unless
     ``raw=True`` says they are already rendered (chat adapters render whole conversations themselves).
     """
 
     def __init__(self, loaded: LoadedModel, *, max_batch_size: int | None = None,
                  defaults: SamplingParams | None = None, backend: Backend | None = None) -> None:
+        self._registry_key: tuple[Any, ...] | None = None
+        self._closed = False
         self.loaded = loaded
         self.tokenizer = loaded.tokenizer
         self.defaults = defaults if defaults is not None else SamplingParams()
@@ -74,15 +116,14 @@ class Engine:
         dev = resolve_device(device)
         if dtype is None:
             dtype = torch.float16 if dev.type == "cuda" else torch.bfloat16
-        key = (*source.key, str(dev), str(dtype), backend)
-        with _ENGINES_LOCK:
-            engine = _ENGINES.get(key)
-            if engine is None:
-                batch = _default_batch_size(dev) if max_batch_size is None else max_batch_size
-                loaded, runtime = open_backend(source, dev, dtype, backend, batch)
-                engine = cls(loaded, max_batch_size=batch, backend=runtime)
-                _ENGINES[key] = engine
-        return engine
+        batch = _default_batch_size(dev) if max_batch_size is None else max_batch_size
+        key = (*source.key, str(dev), str(dtype), backend, batch)
+
+        def build() -> Engine:
+            loaded, runtime = open_backend(source, dev, dtype, backend, batch)
+            return cls(loaded, max_batch_size=batch, backend=runtime)
+
+        return REGISTRY.acquire(key, build)
 
     @property
     def info(self) -> EngineInfo:
@@ -111,9 +152,9 @@ class Engine:
         """The exact text the model sees for ``prompt``."""
         return prompt if raw else format_instruction(prompt, system)
 
-    def tokenize(self, text: str) -> list[int]:
-        """Token ids of ``text`` as the model receives it (with the BOS token)."""
-        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+    def tokenize(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of ``text`` as the model receives it (with the BOS token unless ``add_special_tokens=False``)."""
+        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
     def count_tokens(self, text: str, *, add_special_tokens: bool = False) -> int:
         """How many tokens ``text`` is (without BOS unless asked)."""
@@ -123,11 +164,11 @@ class Engine:
     def _request(self, prompt: str, params: SamplingParams, sink: Any, raw: bool,
                  system: str | None) -> Request:
         if not isinstance(prompt, str):
-            raise GenerationError(f"A prompt must be a string, got {type(prompt).__name__}.")
+            raise ConfigurationError(f"A prompt must be a string, got {type(prompt).__name__}.")
         ids = self.tokenize(self.render(prompt, raw=raw, system=system))
         context = self.loaded.context_length
         if len(ids) >= context:
-            raise GenerationError(
+            raise ConfigurationError(
                 f"The prompt is {len(ids)} tokens but the model's context is {context} tokens, leaving no room "
                 "to generate. Shorten the prompt (or the conversation history)."
             )
@@ -141,7 +182,7 @@ class Engine:
                  **overrides: Any) -> list[GenerationResult]:
         """Complete every prompt, batched together; results in prompt order."""
         if isinstance(prompts, str):
-            raise GenerationError("generate() takes a list of prompts; wrap a single prompt in a list.")
+            raise ConfigurationError("generate() takes a list of prompts; wrap a single prompt in a list.")
         params = self.params(**overrides)
         sinks = [queue.SimpleQueue() for _ in prompts]
         requests = [self._request(p, params, q.put, raw, system) for p, q in zip(prompts, sinks, strict=True)]
@@ -213,13 +254,16 @@ class Engine:
             request.cancel()
 
     def close(self) -> None:
-        """Stop the worker thread and forget this engine (a later :meth:`load` loads again)."""
+        """Release one holder's use; the last holder's close stops the engine and forgets it.
+
+        Stopping fails every queued and running request at once and frees the model; a later :meth:`load`
+        loads again. Closing an engine that is already stopped does nothing.
+        """
+        if not REGISTRY.release(self) or self._closed:
+            return
+        self._closed = True
         self.scheduler.close()
         self.backend.close()
-        with _ENGINES_LOCK:
-            for key, engine in list(_ENGINES.items()):
-                if engine is self:
-                    del _ENGINES[key]
 
 
 def _default_batch_size(device: torch.device) -> int:

@@ -8,10 +8,10 @@ from typing import Any
 
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from wizardcoder_integrations.chat.types import ToolSpec
 from wizardcoder_integrations.errors import ConfigurationError
-from wizardcoder_integrations.toolcalls import ToolSpec
 
-__all__ = ["normalize_tool_choice", "to_openai_tools", "to_tool_specs"]
+__all__ = ["to_openai_tools", "to_tool_specs"]
 
 _SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions"})
 
@@ -34,46 +34,17 @@ def to_tool_specs(tools: Sequence[Any]) -> list[ToolSpec]:
     """The tools as the model sees them: clean descriptions, schemas without per-field titles.
 
     The same tool given twice (say as a pydantic class and as its JSON schema) is listed once; two
-    different tools of one name are an error.
+    different tools of one name are an error (raised when the request is rendered).
     """
-    specs: dict[str, ToolSpec] = {}
+    specs: list[ToolSpec] = []
     for tool in to_openai_tools(tools):
         function = tool["function"]
         parameters = function.get("parameters") or {"type": "object", "properties": {}}
         spec = ToolSpec(function["name"], inspect.cleandoc(function.get("description") or ""),
                         _without_titles(parameters))
-        if specs.get(spec.name, spec) != spec:
-            raise ConfigurationError(
-                f"Two different tools are named {spec.name!r}; tool names must be unique so the model's calls "
-                "can be told apart."
-            )
-        specs[spec.name] = spec
-    return list(specs.values())
-
-
-def normalize_tool_choice(tool_choice: Any, names: Sequence[str]) -> str:
-    """LangChain's ``tool_choice`` spellings -> ``"auto"``, ``"any"``, ``"none"`` or a tool name.
-
-    ``"any"`` with a single tool is that tool's name, so its forced prefix fixes the name as well.
-    """
-    choice: Any = tool_choice
-    if choice is None or choice == "auto":
-        choice = "auto"
-    elif choice is True or choice in ("any", "required"):
-        choice = "any"
-    elif choice is False or choice == "none":
-        choice = "none"
-    elif isinstance(choice, dict):
-        function = choice.get("function")
-        choice = function.get("name") if isinstance(function, dict) else choice.get("name")
-    if not isinstance(choice, str) or choice not in {"auto", "any", "none", *names}:
-        raise ConfigurationError(
-            f"Unknown tool_choice {tool_choice!r}: use 'auto', 'any' (or 'required'), 'none', or one of the "
-            f"bound tools' names {list(names)}."
-        )
-    if choice == "any" and len(names) == 1:
-        return names[0]
-    return choice
+        if spec not in specs:
+            specs.append(spec)
+    return specs
 
 
 def _without_titles(node: Any) -> Any:

@@ -22,26 +22,20 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict
 
+from wizardcoder_integrations.chat.driver import Call, aevents, events
+from wizardcoder_integrations.chat.render import ChatRequest, RenderedRequest, check_tool_names, render_request
+from wizardcoder_integrations.chat.reply import ReplyBuilder
+from wizardcoder_integrations.chat.settings import SAMPLING_KEYS
+from wizardcoder_integrations.chat.template import TOOL_CALL_OPEN
+from wizardcoder_integrations.chat.toolcalls import StreamPart, normalize_tool_choice
+from wizardcoder_integrations.chat.types import InvalidToolCall, ParsedToolCall
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError
-from wizardcoder_integrations.grammar import ReplyGrammar
-from wizardcoder_integrations.langchain._bridge import Request, arun, run
-from wizardcoder_integrations.langchain._common import PROVIDER, SAMPLING_KEYS, WizardCoderSettings
+from wizardcoder_integrations.langchain._common import PROVIDER, WizardCoderSettings
 from wizardcoder_integrations.langchain._messages import to_chat_messages
-from wizardcoder_integrations.langchain._tools import normalize_tool_choice, to_openai_tools, to_tool_specs
-from wizardcoder_integrations.prompt import INSTRUCTION_HEADER, RESPONSE_HEADER
-from wizardcoder_integrations.toolcalls import (
-    TOOL_CALL_OPEN,
-    TOOL_RESULT_STOP,
-    InvalidToolCall,
-    ParsedToolCall,
-    ToolCallStream,
-    render_reply,
-)
+from wizardcoder_integrations.langchain._tools import to_openai_tools, to_tool_specs
 
 __all__ = ["ChatWizardCoder"]
 
-#: A chat reply ends where the model would start the next turn of the Alpaca transcript itself.
-TURN_STOPS = (f"\n{INSTRUCTION_HEADER}", f"\n{RESPONSE_HEADER}", TOOL_RESULT_STOP)
 _CALL_OPTIONS = ("tools", "tool_choice", "parallel_tool_calls", "response_format", "model", "stream")
 StructuredMethod = Literal["function_calling", "json_schema", "json_mode"]
 
@@ -87,71 +81,73 @@ class ChatWizardCoder(WizardCoderSettings, BaseChatModel):
     def get_num_tokens_from_messages(self, messages: list[BaseMessage],
                                      tools: Sequence[Any] | None = None) -> int:
         """Tokens of the whole rendered prompt (template, tools, BOS): what the model reads."""
-        prompt, _, _ = self._render(messages, {"tools": to_openai_tools(tools)} if tools else {})
-        return len(self.load_engine().tokenize(prompt))
+        rendered = render_request(self._chat_request(messages, None, {"tools": tools} if tools else {}))
+        return len(self.load_engine().tokenize(rendered.prompt))
 
     # -- generation: one streaming primitive, everything else derived ------------------------------------
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any,
                 ) -> Iterator[ChatGenerationChunk]:
-        yield from run(self._request(messages, stop, kwargs))
+        call, chunks = self._call(messages, stop, kwargs)
+        yield from chunks.start()
+        for event in events(call):
+            yield from chunks.feed(event)
 
     async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                        run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any,
                        ) -> AsyncIterator[ChatGenerationChunk]:
-        async for chunk in arun(self._request(messages, stop, kwargs)):
+        call, chunks = self._call(messages, stop, kwargs)
+        for chunk in chunks.start():
             yield chunk
+        async for event in aevents(call):
+            for chunk in chunks.feed(event):
+                yield chunk
 
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
-        request = self._request(messages, stop, kwargs)
         chunks = []
-        for chunk in run(request):
+        for chunk in self._stream(messages, stop, **kwargs):
             if run_manager is not None:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             chunks.append(chunk)
-        return _aggregate(chunks, request)
+        return _aggregate(chunks)
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
-        request = self._request(messages, stop, kwargs)
         chunks = []
-        async for chunk in arun(request):
+        async for chunk in self._astream(messages, stop, **kwargs):
             if run_manager is not None:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             chunks.append(chunk)
-        return _aggregate(chunks, request)
+        return _aggregate(chunks)
 
-    def _request(self, messages: list[BaseMessage], stop: list[str] | None,
-                 kwargs: dict[str, Any]) -> Request[ChatGenerationChunk]:
-        """Everything one call sends the engine, and the assembler of its reply."""
-        prompt, prefix, names, grammar = self._render_reply(messages, kwargs)
+    def _call(self, messages: list[BaseMessage], stop: list[str] | None,
+              kwargs: dict[str, Any]) -> tuple[Call, _ReplyChunks]:
+        """What one call sends the engine, and the converter of its reply into chunks."""
+        request = self._chat_request(messages, stop, kwargs)
+        rendered = render_request(request)
         model = kwargs.get("model")
-        engine = self.load_engine(model)
-        assembler = _ReplyChunks(prefix, names, single_call=kwargs.get("parallel_tool_calls") is False,
-                                 model_name=self.served_model(model))
-        overrides = {**self.sampling_overrides([*(stop or []), *TURN_STOPS], kwargs), "grammar": grammar}
-        return Request(engine, prompt, assembler, overrides, timeout=self.timeout, max_retries=self.retries())
+        overrides = {**self.sampling(kwargs, rendered.stops), "grammar": rendered.grammar}
+        call = Call(self.load_engine(model), rendered.prompt, overrides, timeout=self.timeout,
+                    max_retries=self.max_retries)
+        return call, _ReplyChunks(ReplyBuilder.for_request(rendered), self.served_model(model))
 
-    def _render(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, str, list[str] | None]:
-        """The raw prompt, the reply prefix it forces, and the names of the callable tools (None: no tools)."""
-        return self._render_reply(messages, kwargs)[:3]
+    def render(self, messages: list[BaseMessage], **kwargs: Any) -> RenderedRequest:
+        """What the model is sent for ``messages`` with per-call options (``tools``, ``tool_choice``, ...)."""
+        return render_request(self._chat_request(messages, kwargs.pop("stop", None), kwargs))
 
-    def _render_reply(self, messages: list[BaseMessage],
-                      kwargs: dict[str, Any]) -> tuple[str, str, list[str] | None, ReplyGrammar | None]:
-        """As :meth:`_render`, plus the grammar that keeps a forced tool call or JSON answer valid."""
+    def _chat_request(self, messages: list[BaseMessage], stop: list[str] | None,
+                      kwargs: dict[str, Any]) -> ChatRequest:
+        """The framework-neutral request of one call (LangChain messages, tools and options converted)."""
         unknown = sorted(set(kwargs) - {*_CALL_OPTIONS, *SAMPLING_KEYS})
         if unknown:
             raise ConfigurationError(
                 f"Unknown option(s) {unknown} for ChatWizardCoder; per-call options are "
                 f"{sorted({*_CALL_OPTIONS, *SAMPLING_KEYS} - {'stream'})}."
             )
-        specs = to_tool_specs(kwargs.get("tools") or [])
-        names = [s.name for s in specs]
-        choice = normalize_tool_choice(kwargs.get("tool_choice"), names) if specs else kwargs.get("tool_choice")
-        prompt, prefix, grammar = render_reply(to_chat_messages(messages), specs, choice,
-                                               kwargs.get("response_format"))
-        return prompt, prefix, names or None, grammar
+        return ChatRequest(to_chat_messages(messages), to_tool_specs(kwargs.get("tools") or []),
+                           kwargs.get("tool_choice"), kwargs.get("response_format"), tuple(stop or ()),
+                           parallel_tool_calls=kwargs.get("parallel_tool_calls") is not False)
 
     # -- tools and structured output ----------------------------------------------------------------------
     def bind_tools(
@@ -171,9 +167,11 @@ class ChatWizardCoder(WizardCoderSettings, BaseChatModel):
         compatibility: arguments are parsed as JSON and checked by the tool (or output parser) itself.
         """
         formatted = to_openai_tools(tools)
-        names = [spec.name for spec in to_tool_specs(formatted)]  # fails early on conflicting names
+        specs = to_tool_specs(formatted)
+        check_tool_names(specs)
+        names = [spec.name for spec in specs]
         if tool_choice is not None:
-            normalize_tool_choice(tool_choice, names)
+            normalize_tool_choice(tool_choice, names)  # fails early on an unknown choice
         options: dict[str, Any] = {"tools": formatted, **kwargs}
         if tool_choice is not None:
             options["tool_choice"] = tool_choice
@@ -239,36 +237,36 @@ def _require_tool_call(message: AIMessage) -> AIMessage:
 
 
 class _ReplyChunks:
-    """Engine events of one reply -> chat chunks: prose as it comes, each tool call once it is closed."""
+    """The chat layer's reply parts -> LangChain chunks: prose as it comes, each tool call once it is closed."""
 
-    def __init__(self, prefix: str, tool_names: list[str] | None, *, single_call: bool, model_name: str) -> None:
-        self.prefix = prefix
-        self.split = ToolCallStream(tool_names, parse_calls=tool_names is not None)
-        self.single_call = single_call
+    def __init__(self, builder: ReplyBuilder, model_name: str) -> None:
+        self.builder = builder
         self.model_name = model_name
         self.calls = 0
-        self.errors: dict[str, str] = {}  # invalid call id -> what is wrong with it
 
     def start(self) -> list[ChatGenerationChunk]:
-        return self._chunks(self.split.feed(self.prefix)) if self.prefix else []
+        return self._chunks(self.builder.start())
 
     def feed(self, event: Any) -> list[ChatGenerationChunk]:
-        if getattr(event, "finish_reason", None) is None:  # a StreamDelta; the GenerationResult comes last
-            return self._chunks(self.split.feed(event.text))
-        chunks = self._chunks(self.split.close())
+        chunks = self._chunks(self.builder.feed(event))
+        reply = self.builder.reply
+        if reply is None:
+            return chunks
         metadata = {"model_name": self.model_name, "model_provider": PROVIDER,
-                    "finish_reason": event.finish_reason, "stop_sequence": event.stop_sequence}
-        usage = UsageMetadata(input_tokens=event.prompt_tokens, output_tokens=event.completion_tokens,
-                              total_tokens=event.prompt_tokens + event.completion_tokens)
-        last = AIMessageChunk(content="", usage_metadata=usage, response_metadata=metadata, chunk_position="last")
+                    "finish_reason": reply.finish_reason, "stop_sequence": reply.stop_sequence}
+        usage = UsageMetadata(input_tokens=reply.usage.prompt_tokens, output_tokens=reply.usage.completion_tokens,
+                              total_tokens=reply.usage.total_tokens)
+        errors = {c.id: c.error for c in reply.invalid_tool_calls}
+        shown = {**metadata, "invalid_tool_call_errors": errors} if errors else metadata
+        last = AIMessageChunk(content="", usage_metadata=usage, response_metadata=shown, chunk_position="last")
         return [*chunks, ChatGenerationChunk(message=last, generation_info=dict(metadata))]
 
-    def _chunks(self, parts: list[str | ParsedToolCall | InvalidToolCall]) -> list[ChatGenerationChunk]:
+    def _chunks(self, parts: list[StreamPart]) -> list[ChatGenerationChunk]:
         chunks = []
         for part in parts:
             if isinstance(part, str):
                 chunks.append(ChatGenerationChunk(message=AIMessageChunk(content=part)))
-            elif not (self.single_call and self.calls):
+            else:
                 chunks.append(ChatGenerationChunk(message=AIMessageChunk(
                     content="", tool_call_chunks=[self._call_chunk(part)])))
                 self.calls += 1
@@ -280,18 +278,17 @@ class _ReplyChunks:
         else:
             # The call as the model wrote it: never valid JSON, so LangChain files it as an invalid call.
             args = f"{TOOL_CALL_OPEN}\n{call.raw}"
-            self.errors[call.id] = call.error
         return tool_call_chunk(name=call.name, args=args, id=call.id, index=self.calls)
 
 
-def _aggregate(chunks: list[ChatGenerationChunk], request: Request[ChatGenerationChunk]) -> ChatResult:
+def _aggregate(chunks: list[ChatGenerationChunk]) -> ChatResult:
     """One result from a reply's chunks; invalid tool calls get the reason they are invalid."""
     if not chunks:
         raise GenerationError("The engine returned no output for this request.")
     result = generate_from_stream(iter(chunks))
     message = result.generations[0].message
-    errors = request.assembler.errors  # type: ignore[attr-defined]
     if isinstance(message, AIMessage):
+        errors = message.response_metadata.pop("invalid_tool_call_errors", {})
         for call in message.invalid_tool_calls:
             call["error"] = errors.get(call.get("id") or "")
     return result

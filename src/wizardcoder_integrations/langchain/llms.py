@@ -12,9 +12,11 @@ from langchain_core.language_models import BaseLLM
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from pydantic import ConfigDict
 
+from wizardcoder_integrations.chat.driver import Call, aevents, events
+from wizardcoder_integrations.chat.reply import is_final
+from wizardcoder_integrations.chat.settings import SAMPLING_KEYS
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError
-from wizardcoder_integrations.langchain._bridge import Request, arun, run
-from wizardcoder_integrations.langchain._common import SAMPLING_KEYS, WizardCoderSettings
+from wizardcoder_integrations.langchain._common import WizardCoderSettings
 
 __all__ = ["WizardCoderLLM"]
 
@@ -62,7 +64,10 @@ class WizardCoderLLM(WizardCoderSettings, BaseLLM):
     # -- generation: one streaming primitive, everything else derived ------------------------------------
     def _stream(self, prompt: str, stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[GenerationChunk]:
-        for chunk in run(self._request(prompt, stop, kwargs)):
+        for event in events(self._call(prompt, stop, kwargs)):
+            chunk = _chunk(event)
+            if chunk is None:
+                continue
             if run_manager is not None and chunk.text:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -70,7 +75,10 @@ class WizardCoderLLM(WizardCoderSettings, BaseLLM):
     async def _astream(self, prompt: str, stop: list[str] | None = None,
                        run_manager: AsyncCallbackManagerForLLMRun | None = None,
                        **kwargs: Any) -> AsyncIterator[GenerationChunk]:
-        async for chunk in arun(self._request(prompt, stop, kwargs)):
+        async for event in aevents(self._call(prompt, stop, kwargs)):
+            chunk = _chunk(event)
+            if chunk is None:
+                continue
             if run_manager is not None and chunk.text:
                 await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -101,17 +109,15 @@ class WizardCoderLLM(WizardCoderSettings, BaseLLM):
         chunks = await asyncio.gather(*(complete(p) for p in prompts))
         return self._result(list(chunks), kwargs)
 
-    def _request(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Request[GenerationChunk]:
+    def _call(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Call:
         unknown = sorted(set(kwargs) - {"model", *SAMPLING_KEYS})
         if unknown:
             raise ConfigurationError(
                 f"Unknown option(s) {unknown} for WizardCoderLLM; per-call options are "
                 f"{sorted({'model', *SAMPLING_KEYS})}."
             )
-        model = kwargs.get("model")
-        return Request(self.load_engine(model), prompt, _CompletionChunks(),
-                       self.sampling_overrides(stop, kwargs), raw=self.raw, system=self.system,
-                       timeout=self.timeout, max_retries=self.retries())
+        return Call(self.load_engine(kwargs.get("model")), prompt, self.sampling(kwargs, stop), raw=self.raw,
+                    system=self.system, timeout=self.timeout, max_retries=self.max_retries)
 
     def _result(self, chunks: list[GenerationChunk], kwargs: dict[str, Any]) -> LLMResult:
         generations = [[Generation(text=c.text, generation_info=c.generation_info)] for c in chunks]
@@ -121,19 +127,14 @@ class WizardCoderLLM(WizardCoderSettings, BaseLLM):
                          llm_output={"token_usage": usage, "model_name": self.served_model(kwargs.get("model"))})
 
 
-class _CompletionChunks:
-    """Engine events -> text chunks; the last chunk carries finish reason and token usage."""
-
-    def start(self) -> list[GenerationChunk]:
-        return []
-
-    def feed(self, event: Any) -> list[GenerationChunk]:
-        if getattr(event, "finish_reason", None) is None:  # a StreamDelta; the GenerationResult comes last
-            return [GenerationChunk(text=event.text)] if event.text else []
-        usage = {"prompt_tokens": event.prompt_tokens, "completion_tokens": event.completion_tokens,
-                 "total_tokens": event.prompt_tokens + event.completion_tokens}
-        return [GenerationChunk(text="", generation_info={
-            "finish_reason": event.finish_reason, "stop_sequence": event.stop_sequence, "token_usage": usage})]
+def _chunk(event: Any) -> GenerationChunk | None:
+    """One engine event as a text chunk (None for an empty delta); the final result carries finish and usage."""
+    if not is_final(event):
+        return GenerationChunk(text=event.text) if event.text else None
+    usage = {"prompt_tokens": event.prompt_tokens, "completion_tokens": event.completion_tokens,
+             "total_tokens": event.prompt_tokens + event.completion_tokens}
+    return GenerationChunk(text="", generation_info={
+        "finish_reason": event.finish_reason, "stop_sequence": event.stop_sequence, "token_usage": usage})
 
 
 def _join(chunks: Any) -> GenerationChunk:

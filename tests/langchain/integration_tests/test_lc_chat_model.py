@@ -112,7 +112,7 @@ def test_usage_and_metadata_are_on_every_reply_and_on_exactly_one_chunk(chat: Ch
     task = CODE_TASKS[0]
     reply = chat.invoke(task.instruction)
     assert reply.content == task.response.strip()
-    prompt_tokens = len(engine.tokenize(chat._render([HumanMessage(task.instruction)], {})[0]))
+    prompt_tokens = len(engine.tokenize(chat.render([HumanMessage(task.instruction)]).prompt))
     assert reply.usage_metadata == {"input_tokens": prompt_tokens,
                                     "output_tokens": chat.get_num_tokens(task.response) + 1,
                                     "total_tokens": prompt_tokens + chat.get_num_tokens(task.response) + 1}

@@ -167,20 +167,20 @@ class _Flaky:
 
 
 def test_max_retries_retries_failures_that_produced_nothing(engine: Any) -> None:
-    from wizardcoder_integrations.langchain._bridge import Request, run
-    from wizardcoder_integrations.langchain.llms import _CompletionChunks
+    from wizardcoder_integrations.chat.driver import Call, events
+    from wizardcoder_integrations.chat.reply import is_final
 
     task = TASKS[0]
 
     def complete(flaky: _Flaky, retries: int, prompt: str = task.instruction) -> str:
-        request = Request(flaky, prompt, _CompletionChunks(), {"temperature": 0}, raw=False, max_retries=retries)
-        return "".join(c.text for c in run(request))
+        call = Call(flaky, prompt, {"temperature": 0}, raw=False, max_retries=retries)
+        return "".join(e.text for e in events(call) if not is_final(e))
 
     flaky = _Flaky(engine, failures=1)
     assert complete(flaky, retries=1) == task.response and flaky.requests == 2
     with pytest.raises(GenerationError, match="simulated"):
         complete(_Flaky(engine, failures=1), retries=0)
     too_long = _Flaky(engine, failures=1)
-    with pytest.raises(GenerationError, match="simulated"):
-        complete(too_long, retries=3, prompt="word " * 5000)  # cannot fit the context: no retry helps
-    assert too_long.requests == 1
+    with pytest.raises(ConfigurationError, match="context"):
+        complete(too_long, retries=3, prompt="word " * 5000)  # a caller's mistake: retried no further
+    assert too_long.requests == 2

@@ -22,11 +22,14 @@ from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
+from wizardcoder_integrations.chat.reply import ReplyBuilder
+from wizardcoder_integrations.chat.template import PREAMBLE
+from wizardcoder_integrations.chat.toolcalls import ToolCallStream, normalize_tool_choice
+from wizardcoder_integrations.chat.types import InvalidToolCall, ParsedToolCall
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError
 from wizardcoder_integrations.langchain import ChatWizardCoder, WizardCoderLLM
-from wizardcoder_integrations.langchain._tools import normalize_tool_choice, to_tool_specs
+from wizardcoder_integrations.langchain._tools import to_tool_specs
 from wizardcoder_integrations.langchain.chat_models import _ReplyChunks
-from wizardcoder_integrations.prompt import PREAMBLE
 from wizardcoder_integrations.standin import STANDIN_REPO
 from wizardcoder_integrations.standin.tool_examples import (
     BROKEN_CALL_QUESTION,
@@ -34,7 +37,6 @@ from wizardcoder_integrations.standin.tool_examples import (
     WEATHER_QUESTION,
     tool_examples,
 )
-from wizardcoder_integrations.toolcalls import InvalidToolCall, ParsedToolCall, ToolCallStream
 
 
 @pytest.fixture
@@ -49,7 +51,8 @@ def get_weather(location: str) -> str:
 
 
 def _render(chat: ChatWizardCoder, messages: list[Any], **kwargs: Any) -> tuple[str, str, list[str] | None]:
-    return chat._render(messages, kwargs)
+    rendered = chat.render(messages, **kwargs)
+    return rendered.prompt, rendered.prefix, list(rendered.tool_names) if rendered.tool_names else None
 
 
 # -- history -> Alpaca prompt ----------------------------------------------------------------------------
@@ -162,7 +165,7 @@ def test_the_same_tool_twice_is_listed_once_but_two_tools_of_one_name_are_an_err
 
     other = {**Other.model_json_schema(), "title": "Person"}
     with pytest.raises(ConfigurationError, match="Two different tools"):
-        to_tool_specs([Person, other])
+        ChatWizardCoder().bind_tools([Person, other])
 
 
 @pytest.mark.parametrize(("choice", "expected"), [
@@ -288,7 +291,7 @@ def _assemble(assembler: _ReplyChunks, events: list[Any]) -> list[Any]:
 def test_reply_chunks_carry_metadata_once_and_invalid_calls_as_invalid() -> None:
     calls = ('<tool_call>\n{"name": "f", "arguments": {"x": 1}}\n</tool_call>'
              '<tool_call>\n{"name": "g", "arguments": {}}\n</tool_call>')
-    assembler = _ReplyChunks("", ["f"], single_call=False, model_name="m")
+    assembler = _ReplyChunks(ReplyBuilder("", ["f"]), "m")
     chunks = _assemble(assembler, _events(calls[:20], calls[20:]))
     assert [c.message.usage_metadata is not None for c in chunks].count(True) == 1
     assert chunks[-1].message.chunk_position == "last"
@@ -298,25 +301,25 @@ def test_reply_chunks_carry_metadata_once_and_invalid_calls_as_invalid() -> None
         full = full + c.message
     assert [c["args"] for c in full.tool_calls] == [{"x": 1}]
     assert [c["name"] for c in full.invalid_tool_calls] == ["g"]
-    assert "unknown tool 'g'" in assembler.errors[full.invalid_tool_calls[0]["id"]]
+    errors = full.response_metadata["invalid_tool_call_errors"]
+    assert "unknown tool 'g'" in errors[full.invalid_tool_calls[0]["id"]]
     assert full.content == "" and full.usage_metadata == {"input_tokens": 10, "output_tokens": 5,
                                                           "total_tokens": 15}
 
 
 def test_parallel_tool_calls_false_keeps_the_first_call() -> None:
     call = '<tool_call>\n{"name": "f", "arguments": {"x": %d}}\n</tool_call>'
-    assembler = _ReplyChunks("", ["f"], single_call=True, model_name="m")
+    assembler = _ReplyChunks(ReplyBuilder("", ["f"], single_call=True), "m")
     chunks = _assemble(assembler, _events(call % 1, call % 2))
     tool_chunks = [tc for c in chunks for tc in c.message.tool_call_chunks]
     assert [json.loads(tc["args"]) for tc in tool_chunks] == [{"x": 1}]
 
 
 def test_a_forced_prefix_is_part_of_the_reply() -> None:
-    assembler = _ReplyChunks('<tool_call>\n{"name": "f", "arguments": ', ["f"], single_call=False,
-                             model_name="m")
+    assembler = _ReplyChunks(ReplyBuilder('<tool_call>\n{"name": "f", "arguments": ', ["f"]), "m")
     chunks = _assemble(assembler, _events('{"x": 3}}', "\n</tool_call>"))
     assert [tc["args"] for c in chunks for tc in c.message.tool_call_chunks] == ['{"x": 3}']
-    json_reply = _assemble(_ReplyChunks("{", None, single_call=False, model_name="m"), _events('"a": 1}'))
+    json_reply = _assemble(_ReplyChunks(ReplyBuilder("{", None), "m"), _events('"a": 1}'))
     assert "".join(c.message.content for c in json_reply) == '{"a": 1}'
 
 

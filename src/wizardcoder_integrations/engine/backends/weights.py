@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from wizardcoder_integrations.errors import UnsupportedCheckpoint
+
 __all__ = ["Int4Weight", "LlamaWeights", "UnsupportedCheckpoint", "repack_gptq"]
 
 TILE_K = 128  # input rows per packing block
@@ -33,10 +35,6 @@ def tile_rows() -> torch.Tensor:
     j = torch.arange(8)[:, None]
     r = torch.arange(SLICE)[None, :]
     return 32 * (j % 4) + 2 * r + j // 4
-
-
-class UnsupportedCheckpoint(ValueError):
-    """The checkpoint is valid but outside what the fast path implements (the eager path still loads it)."""
 
 
 @dataclass

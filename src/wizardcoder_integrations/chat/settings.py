@@ -1,0 +1,232 @@
+"""The one settings model of every front door: which model, where it runs, how to sample, limits.
+
+Each setting has one name and one default here (``None`` means "the engine's default", i.e. the model
+card's); the LangChain and LlamaIndex classes inherit these fields, ``wizardcoder serve`` maps its request
+fields onto the same per-call names.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from wizardcoder_integrations.errors import ConfigurationError
+from wizardcoder_integrations.profiles import DEFAULT_MODEL
+
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "LOCAL_ONLY_SETTINGS",
+    "SAMPLING_KEYS",
+    "ChatSettings",
+    "resolve_backend",
+]
+
+#: Read when ``base_url`` / ``api_key`` are not passed.
+BASE_URL_ENV = "WIZARDCODER_BASE_URL"
+API_KEY_ENV = "WIZARDCODER_API_KEY"
+#: Settings that only mean something when the weights are loaded in this process.
+LOCAL_ONLY_SETTINGS = ("revision", "device", "cache_dir", "local_files_only")
+#: Per-call options that override a sampling setting for that call (same names as the fields).
+SAMPLING_KEYS = ("temperature", "max_tokens", "top_p", "top_k", "repetition_penalty", "do_sample", "seed")
+
+
+class ChatSettings(BaseModel):
+    """Settings common to every front door; ``None`` leaves a sampling value at the model card's default."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    model: str = DEFAULT_MODEL
+    """Hub repository id (a GPTQ repo such as TheBloke's) or local directory of the checkpoint; with
+    ``base_url``, the served model's name."""
+    base_url: str | None = None
+    """An OpenAI-compatible server to generate on instead of loading weights (vLLM, TGI, ``wizardcoder serve``),
+    e.g. ``http://host:8000/v1`` (default: ``$WIZARDCODER_BASE_URL``, else in-process)."""
+    api_key: SecretStr | None = Field(default=None, repr=False)
+    """Bearer token for ``base_url`` (default: ``$WIZARDCODER_API_KEY``)."""
+    revision: str | None = None
+    """GPTQ branch of a Hub repository, e.g. ``gptq-4bit-32g-actorder_True`` (default ``main``)."""
+    profile: str | None = None
+    """Model profile name, for a checkpoint whose repository is not a known one."""
+    device: str | None = None
+    """Where to run: ``cuda``, ``cuda:1``, ``cpu`` ... (default: the first GPU, else the CPU)."""
+    cache_dir: str | None = None
+    """Hugging Face cache directory to load from (default: the standard HF cache)."""
+    local_files_only: bool | None = None
+    """Never download; load only what is in the cache (default: follow ``HF_HUB_OFFLINE``)."""
+    engine: Any = Field(default=None, exclude=True, repr=False)
+    """An engine (anything implementing :class:`~wizardcoder_integrations.engine.protocol.EngineProtocol`:
+    a loaded ``Engine``, a ``RemoteEngine``) to use instead of building one."""
+    temperature: float | None = None
+    """Sampling temperature; 0 decodes greedily (default: the card's 0.7)."""
+    max_tokens: int | None = None
+    """Most tokens to generate per reply (default: the card's 512)."""
+    top_p: float | None = None
+    """Nucleus sampling threshold in (0, 1] (default: the card's 0.95)."""
+    top_k: int | None = None
+    """Sample only among the ``top_k`` likeliest tokens; 0 keeps all (default: the card's 40)."""
+    repetition_penalty: float | None = None
+    """Penalty (> 0) on tokens already in the prompt or reply (default: the card's 1.1)."""
+    do_sample: bool | None = None
+    """Sample (True) or decode greedily (False) (default: the card's True)."""
+    seed: int | None = None
+    """Seed of each request's own random generator, for reproducible sampling."""
+    stop: list[str] | None = None
+    """Strings that end every reply (per-call ``stop`` strings are added to these)."""
+    timeout: float | None = None
+    """Seconds one call may take, in-process or over HTTP; past it the request is cancelled and a
+    ``GenerationTimeoutError`` raised (default: no limit; over HTTP each network wait is bounded by 120 s)."""
+    max_retries: int = 2
+    """Retries of a call that failed before producing any text with a retryable error (out of GPU memory,
+    server unreachable, 429/5xx answers), with exponential backoff from 0.5 s."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_backend(cls, data: Any) -> Any:
+        """``base_url``/``api_key`` from the environment; ``engine``, ``base_url`` and local settings exclusive."""
+        if not isinstance(data, dict):
+            return data
+        api_key = data.get("api_key")
+        if isinstance(api_key, SecretStr):
+            api_key = api_key.get_secret_value()
+        base_url, api_key = resolve_backend(data.get("base_url"), api_key, engine=data.get("engine"),
+                                            **{name: data.get(name) for name in LOCAL_ONLY_SETTINGS})
+        return {**data, "base_url": base_url, "api_key": api_key}
+
+    @model_validator(mode="after")
+    def _model_matches_engine(self) -> ChatSettings:
+        """A passed ``engine`` names the model; an explicit ``model=`` must be the same one."""
+        if self.engine is None:
+            return self
+        if not callable(getattr(self.engine, "stream", None)):
+            raise ConfigurationError(
+                f"engine must be a loaded Engine, a RemoteEngine or another EngineProtocol implementation, got "
+                f"{type(self.engine).__name__}; build one with Engine.load(...) or RemoteEngine(base_url), or pass "
+                "model=... (in-process) or base_url=... (a server) instead."
+            )
+        served = self.engine.model_name
+        if "model" in self.model_fields_set and not _same_checkpoint(self.model, served):
+            raise ConfigurationError(
+                f"model={self.model!r} but the engine passed holds {served!r}: drop model=, or pass the engine "
+                "of that model."
+            )
+        self.model = served
+        return self
+
+    @field_validator("temperature")
+    @classmethod
+    def _check_temperature(cls, value: float | None) -> float | None:
+        if value is not None and value < 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {value}")
+        return value
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _check_max_tokens(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {value}")
+        return value
+
+    @field_validator("top_p")
+    @classmethod
+    def _check_top_p(cls, value: float | None) -> float | None:
+        if value is not None and not 0 < value <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {value}")
+        return value
+
+    @field_validator("top_k")
+    @classmethod
+    def _check_top_k(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            raise ValueError(f"top_k must be >= 0 (0 keeps every token), got {value}")
+        return value
+
+    @field_validator("repetition_penalty")
+    @classmethod
+    def _check_repetition_penalty(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError(f"repetition_penalty must be > 0 (1 = none), got {value}")
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _check_stop(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and any(not isinstance(s, str) or not s for s in value):
+            raise ValueError("stop strings must be non-empty strings")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _check_timeout(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {value}")
+        return value
+
+    @field_validator("max_retries")
+    @classmethod
+    def _check_max_retries(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"max_retries must be >= 0, got {value}")
+        return value
+
+    # -- per call -------------------------------------------------------------------------------------------
+    def sampling(self, call: dict[str, Any] | None = None, stop: list[str] | tuple[str, ...] | None = None,
+                 ) -> dict[str, Any]:
+        """Engine overrides of one call: these settings, then the call's (``None`` keeps the default).
+
+        ``max_tokens`` becomes the engine's ``max_new_tokens``; ``stop`` strings are these settings', then the
+        call's ``stop`` argument, in order and without repeats.
+        """
+        call = call or {}
+        values = {key: getattr(self, key) for key in SAMPLING_KEYS}
+        values.update({key: call[key] for key in SAMPLING_KEYS if call.get(key) is not None})
+        overrides = {("max_new_tokens" if key == "max_tokens" else key): value for key, value in values.items()}
+        stops = [*(self.stop or []), *(stop or [])]
+        overrides["stop"] = list(dict.fromkeys(stops)) or None
+        return overrides
+
+
+def resolve_backend(base_url: str | None, api_key: str | None, *, engine: Any = None,
+                    **local: Any) -> tuple[str | None, str | None]:
+    """The server to use (``None``: in-process) and its API key, or a clear error.
+
+    ``base_url`` falls back to ``$WIZARDCODER_BASE_URL`` and ``api_key`` to ``$WIZARDCODER_API_KEY`` (never to
+    ``OPENAI_API_KEY``: that key is not meant for your own servers). An explicit ``engine`` wins over the
+    environment; ``local`` holds the settings that only apply to loading weights in-process.
+    """
+    if engine is not None:
+        if base_url is not None:
+            raise ConfigurationError(
+                "Pass base_url= or engine=, not both: base_url= builds a RemoteEngine itself. To configure one "
+                "yourself, pass engine=RemoteEngine(base_url, ...) alone.")
+        if api_key is not None:
+            raise ConfigurationError("api_key= goes with base_url=; with engine=RemoteEngine(...) pass api_key to "
+                                     "the RemoteEngine.")
+        return None, None
+    origin = "base_url"
+    if base_url is None:
+        base_url = os.environ.get(BASE_URL_ENV) or None
+        origin = f"${BASE_URL_ENV}"
+    if base_url is None:
+        if api_key is not None:
+            raise ConfigurationError("api_key= is only used with a remote server: pass base_url= too, or drop it.")
+        return None, None
+    for name, value in local.items():
+        if value is None or (name == "revision" and value == "main"):
+            continue
+        why = (f"the server decides which branch it serves: start it with --revision {value} and drop revision="
+               if name == "revision" else "it only applies to loading the weights in this process; drop it")
+        raise ConfigurationError(f"{name}={value!r} cannot be used with {origin}={base_url!r}: {why}.")
+    if api_key is None:
+        api_key = os.environ.get(API_KEY_ENV) or None
+    return base_url, api_key
+
+
+def _same_checkpoint(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return pa.is_dir() and pb.is_dir() and pa.resolve() == pb.resolve()
