@@ -16,6 +16,7 @@ __all__ = [
     "RemoteEngine",
     "SamplingParams",
     "StreamDelta",
+    "TokenLogprob",
 ]
 
 _WHERE = {
@@ -26,6 +27,7 @@ _WHERE = {
     "RemoteEngine": "remote",
     "SamplingParams": "params",
     "StreamDelta": "results",
+    "TokenLogprob": "results",
 }
 
 

@@ -26,6 +26,14 @@ class SamplingParams(BaseModel):
     """Keep only the ``top_k`` most likely tokens (0 keeps all)."""
     repetition_penalty: float = Field(CARD_DEFAULTS["repetition_penalty"], gt=0.0)
     """Divide the logits of tokens already in the prompt or output by this (CTRL-style)."""
+    presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    """Subtract this from the logit of every token already generated (OpenAI semantics; the prompt is not counted)."""
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    """Subtract this times the number of times a token was generated so far from its logit (OpenAI semantics)."""
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    """(token id, bias) pairs added to those tokens' logits, each bias in [-100, 100]; a dict is accepted too."""
+    logprobs: int | None = Field(None, ge=0, le=20)
+    """None: no log-probabilities; n: each generated token's log-probability and its n most likely alternatives."""
     max_new_tokens: int = Field(CARD_DEFAULTS["max_new_tokens"], ge=1)
     """Most tokens to generate."""
     do_sample: bool = CARD_DEFAULTS["do_sample"]
@@ -33,7 +41,7 @@ class SamplingParams(BaseModel):
     stop: tuple[str, ...] = ()
     """Strings that end the completion; the text is cut before the first one."""
     seed: int | None = None
-    """Seed of this request's own random generator: the same seed gives the same text, batched or not."""
+    """Seed of this request's draws: the same seed gives the same text, alone or in any batch."""
     grammar: ReplyGrammar | None = None
     """What the whole reply must look like (a forced tool call, a JSON answer): tokens leaving it are masked."""
 
@@ -48,6 +56,26 @@ class SamplingParams(BaseModel):
         if any(not isinstance(s, str) or s == "" for s in stops):
             raise ValueError("stop strings must be non-empty strings")
         return stops
+
+    @field_validator("logit_bias", mode="before")
+    @classmethod
+    def _logit_bias(cls, value: Any) -> tuple[tuple[int, float], ...]:
+        if value is None:
+            return ()
+        items = value.items() if isinstance(value, dict) else value
+        pairs: dict[int, float] = {}
+        for item in items:
+            try:
+                token, bias = item
+                token_id, amount = int(token), float(bias)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"logit_bias entries must be (token id, bias) pairs, got {item!r}") from e
+            if token_id < 0:
+                raise ValueError(f"logit_bias token ids must be >= 0, got {token_id}")
+            if not -100.0 <= amount <= 100.0:
+                raise ValueError(f"logit_bias values must be in [-100, 100], got {amount} for token {token_id}")
+            pairs[token_id] = amount
+        return tuple(sorted(pairs.items()))
 
     @property
     def greedy(self) -> bool:

@@ -9,13 +9,16 @@ Decode is pipelined: once a step's tokens are sampled (on the device), the next 
 those tokens are turned into text, so the device computes while the host detokenizes, matches stop strings
 and streams. A row that finishes meanwhile had one extra position computed, inside its reserved cache; its
 extra logits are dropped.
+
+Sampling runs for the whole batch at once (:mod:`sampling`): every request carries a seed (its own, or one drawn
+when it is submitted), so seeded requests give the same tokens alone or in any batch.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import sys
+import itertools
 import threading
 import time
 import weakref
@@ -29,18 +32,16 @@ import torch
 from wizardcoder_integrations.engine.backends.base import Backend
 from wizardcoder_integrations.engine.constraints import GrammarConstraints, Matcher
 from wizardcoder_integrations.engine.params import SamplingParams
-from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta
-from wizardcoder_integrations.engine.sampling import _filter_top_k_top_p, apply_repetition_penalty
+from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta, TokenLogprob
+from wizardcoder_integrations.engine.sampling import BatchSettings, Sampled, sample
 from wizardcoder_integrations.engine.textstream import TextStream
-from wizardcoder_integrations.errors import GenerationError
+from wizardcoder_integrations.errors import ConfigurationError, GenerationError
 
 __all__ = ["Request", "Scheduler"]
 
 Event = StreamDelta | GenerationResult | BaseException
 Sink = Callable[[Event], None]
-# Python hands the GIL to a waiting thread only after this long (default 5 ms). On a GPU the worker must get
-# it back as soon as a step's tokens arrive, or the device idles while event-loop threads run callbacks.
-GPU_SWITCH_INTERVAL_S = 0.0005
+_SERIALS = itertools.count()
 _LIVE: weakref.WeakSet[Scheduler] = weakref.WeakSet()
 
 
@@ -53,11 +54,14 @@ class Request:
     sink: Sink
     max_new_tokens: int
     cancelled: threading.Event = field(default_factory=threading.Event)
-    generator: torch.Generator | None = None
+    seed: int = 0
+    serial: int = field(default_factory=lambda: next(_SERIALS))
     matcher: Matcher | None = None
     text: TextStream | None = None
     generated: list[int] = field(default_factory=list)
     pending_ids: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    pending_logprobs: list[TokenLogprob] = field(default_factory=list)
     submitted_at: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
 
@@ -86,11 +90,11 @@ class Scheduler:
         self._rows: list[Request] = []
         self._last: torch.Tensor | None = None  # [B] each row's latest token, on the device
         self._seen: torch.Tensor | None = None  # [B, V] bool, tokens in prompt or output
+        self._counts: torch.Tensor | None = None  # [B, V] int32, how often each token was generated
+        self._produced: torch.Tensor | None = None  # [B] int64, tokens generated per row
         self._pending: torch.Tensor | None = None  # [B, V] logits of a launched step not yet sampled
-        self._on_device: dict[str, tuple[tuple[Any, ...], torch.Tensor]] = {}  # per-row settings, cached
+        self._settings: tuple[tuple[int, ...], BatchSettings] | None = None  # per-row settings, by serials
         self._closed = False
-        if self.device.type == "cuda":
-            sys.setswitchinterval(min(sys.getswitchinterval(), GPU_SWITCH_INTERVAL_S))
         self.steps = 0
         self._thread = threading.Thread(target=self._run, name="wizardcoder-scheduler", daemon=True)
         self._thread.start()
@@ -98,22 +102,33 @@ class Scheduler:
 
     # -- public -------------------------------------------------------------------------------------------
     def submit(self, request: Request) -> None:
-        if self._closed:
-            raise GenerationError("The engine is closed; load a new one.")
-        if request.params.seed is not None:
-            request.generator = torch.Generator(device=self.device).manual_seed(request.params.seed)
-        if request.params.grammar is not None:
-            request.matcher = self.constraints.matcher(request.params.grammar)
-        request.text = TextStream(self._decode, request.params.stop)
+        """Queue ``request``; its events go to its sink from the worker thread."""
+        params = request.params
+        if params.logit_bias and params.logit_bias[-1][0] >= self.vocab_size:
+            raise ConfigurationError(
+                f"logit_bias names token {params.logit_bias[-1][0]}, but the vocabulary has {self.vocab_size} "
+                f"tokens (ids 0..{self.vocab_size - 1}); remove it or use a token id of this model.")
+        seed = params.seed
+        request.seed = int(torch.randint(0, 1 << 62, ())) if seed is None else seed
+        if params.grammar is not None:
+            request.matcher = self.constraints.matcher(params.grammar)
+        request.text = TextStream(self._decode, params.stop)
         with self._wake:
+            if self._closed:
+                raise GenerationError("The engine is closed; load a new one.")
             self._waiting.append(request)
             self._wake.notify()
 
     def close(self, timeout: float = 30.0) -> None:
+        """Fail every queued request now and every running one after the step in progress; stop the worker."""
         with self._wake:
             self._closed = True
+            waiting, self._waiting = list(self._waiting), deque()
             self._wake.notify()
-        self._thread.join(timeout=timeout)
+        for r in waiting:
+            r.sink(GenerationError("The engine was closed before this request started; load a new engine."))
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=timeout)
 
     @property
     def running(self) -> int:
@@ -178,7 +193,8 @@ class Scheduler:
         if self._rows:
             with contextlib.suppress(BaseException):  # a broken backend: its rows are gone either way
                 self.backend.keep([])
-        self._rows, self._last, self._seen, self._pending = [], None, None, None
+        self._rows, self._pending = [], None
+        self._last = self._seen = self._counts = self._produced = None
 
     def _step(self, admitted: list[Request]) -> None:
         if self._rows and (self._pending is not None or not admitted):
@@ -189,73 +205,69 @@ class Scheduler:
     def _decode_round(self, speculate: bool) -> None:
         """Sample the running rows' next tokens (from the launched step, or a new one); launch the next."""
         assert self._last is not None and self._seen is not None
+        assert self._counts is not None and self._produced is not None
         logits = self._pending if self._pending is not None else self.backend.decode_step(self._last)  # [B, V]
         self._pending = None
         rows = self._rows
-        tokens = self._sample(logits, rows, self._seen)  # [B], on the device
-        self._seen.scatter_(1, tokens[:, None], True)
+        out = self._sample(logits, rows, self._seen, self._counts, self._produced)
+        tokens = out.tokens  # [B], on the device
+        self._record(tokens, self._seen, self._counts, self._produced)
         self._last = tokens
-        ids = _ToHost(tokens)  # queued before the next step, so reading it waits only for this one
+        host = _ToHost(out)  # queued before the next step, so reading it waits only for this one
         if speculate:
             self._pending = self.backend.decode_step(tokens)
         self.steps += 1
-        for r, token in zip(rows, ids.get(), strict=True):
-            self._accept(r, token)
+        for r, token, logprob in zip(rows, *host.get(), strict=True):
+            self._accept(r, token, logprob)
         self._retire()
 
     def _prefill_round(self, admitted: list[Request]) -> None:
         logits = self.backend.prefill([r.prompt_ids for r in admitted], [r.budget for r in admitted])
         seen = self._prompt_seen(admitted)
-        tokens = self._sample(logits, admitted, seen)  # [n]
-        seen.scatter_(1, tokens[:, None], True)
+        counts = torch.zeros(seen.shape, dtype=torch.int32, device=self.device)
+        produced = torch.zeros(len(admitted), dtype=torch.long, device=self.device)
+        settings = BatchSettings.build([r.params for r in admitted], [r.seed for r in admitted], self.vocab_size,
+                                       self.device)
+        out = self._sample(logits, admitted, seen, counts, produced, settings)
+        self._record(out.tokens, seen, counts, produced)
         self._rows = self._rows + admitted
-        self._last = tokens if self._last is None else torch.cat([self._last, tokens])
-        self._seen = seen if self._seen is None else torch.cat([self._seen, seen])
+        if self._last is None:
+            self._last, self._seen, self._counts, self._produced = out.tokens, seen, counts, produced
+        else:
+            assert self._seen is not None and self._counts is not None and self._produced is not None
+            self._last = torch.cat([self._last, out.tokens])
+            self._seen = torch.cat([self._seen, seen])
+            self._counts = torch.cat([self._counts, counts])
+            self._produced = torch.cat([self._produced, produced])
         self.steps += 1
-        for r, token in zip(admitted, tokens.tolist(), strict=True):
-            self._accept(r, token)
+        for r, token, logprob in zip(admitted, *_ToHost(out).get(), strict=True):
+            self._accept(r, token, logprob)
         self._retire()
 
-    def _sample(self, logits: torch.Tensor, rows: list[Request], seen: torch.Tensor) -> torch.Tensor:
-        """Next token per row (the rules of :func:`sampling.choose_next_tokens`), without host round trips:
-        per-row settings live on the device while the rows don't change, and rows without a seed draw in one
-        batched call (seeded rows draw from their own generator, so their tokens stay reproducible)."""
-        params = [r.params for r in rows]
-        logits = logits.float()
-        penalty = tuple(p.repetition_penalty for p in params)
-        if any(v != 1.0 for v in penalty):
-            logits = apply_repetition_penalty(logits, seen, self._device_values("penalty", penalty, torch.float32))
+    def _sample(self, logits: torch.Tensor, rows: list[Request], seen: torch.Tensor, counts: torch.Tensor,
+                produced: torch.Tensor, settings: BatchSettings | None = None) -> Sampled:
+        """Next token per row, for the whole batch on the device (see :mod:`sampling`); per-row settings stay
+        on the device while the rows don't change."""
+        if settings is None:
+            serials = tuple(r.serial for r in rows)
+            if self._settings is None or self._settings[0] != serials:
+                self._settings = (serials, BatchSettings.build([r.params for r in rows], [r.seed for r in rows],
+                                                               self.vocab_size, self.device))
+            settings = self._settings[1]
+        allowed = None
         constrained = [i for i, r in enumerate(rows) if r.matcher is not None and not r.matcher.done]
         if constrained:
-            allowed = self.constraints.mask([rows[i].matcher for i in constrained], logits.device)  # type: ignore[misc]
-            index = torch.tensor(constrained, device=logits.device)
-            logits = logits.index_copy(0, index, logits[index].masked_fill(~allowed, float("-inf")))
-        tokens = torch.argmax(logits, dim=-1)
-        sampled = tuple(i for i, p in enumerate(params) if not p.greedy)
-        if not sampled:
-            return tokens
-        picked = self._device_values("rows", sampled, torch.long)
-        temperature = self._device_values("temperature", tuple(params[i].temperature for i in sampled),
-                                          torch.float32)
-        top_k = self._device_values("top_k", tuple(params[i].top_k for i in sampled), torch.long)
-        top_p = self._device_values("top_p", tuple(params[i].top_p for i in sampled), torch.float32)
-        probs = torch.softmax(_filter_top_k_top_p(logits[picked] / temperature[:, None], top_k, top_p), dim=-1)
-        free = tuple(j for j, i in enumerate(sampled) if rows[i].generator is None)
-        if free:
-            which = self._device_values("free", free, torch.long)
-            tokens[picked[which]] = torch.multinomial(probs[which], 1)[:, 0]
-        for j, i in enumerate(sampled):
-            generator = rows[i].generator
-            if generator is not None:
-                tokens[i] = torch.multinomial(probs[j], 1, generator=generator)[0]
-        return tokens
+            mask = self.constraints.mask([rows[i].matcher for i in constrained], logits.device)  # type: ignore[misc]
+            allowed = torch.ones(logits.shape, dtype=torch.bool, device=logits.device)
+            allowed[torch.tensor(constrained, device=logits.device)] = mask
+        return sample(logits, settings, seen=seen, counts=counts, steps=produced, allowed=allowed)
 
-    def _device_values(self, name: str, values: tuple[Any, ...], dtype: torch.dtype) -> torch.Tensor:
-        cached = self._on_device.get(name)
-        if cached is None or cached[0] != values:
-            cached = (values, torch.tensor(values, dtype=dtype, device=self.device))
-            self._on_device[name] = cached
-        return cached[1]
+    @staticmethod
+    def _record(tokens: torch.Tensor, seen: torch.Tensor, counts: torch.Tensor, produced: torch.Tensor) -> None:
+        """Note each row's new token [B] in its penalty state."""
+        seen.scatter_(1, tokens[:, None], True)
+        counts.scatter_add_(1, tokens[:, None], torch.ones_like(tokens[:, None], dtype=counts.dtype))
+        produced += 1
 
     def _prompt_seen(self, requests: list[Request]) -> torch.Tensor:
         """[n, V] bool: the tokens of each prompt (for the repetition penalty)."""
@@ -266,22 +278,27 @@ class Scheduler:
         seen[rows, ids.to(self.device)] = True
         return seen
 
-    def _accept(self, r: Request, token: int) -> None:
+    def _accept(self, r: Request, token: int, logprob: TokenLogprob | None) -> None:
         now = time.perf_counter()
         if r.first_token_at is None:
             r.first_token_at = now
         r.generated.append(token)
+        r.pending_ids.append(token)
+        if r.params.logprobs is not None:
+            assert logprob is not None
+            if r.params.logprobs < len(logprob.top):
+                logprob = TokenLogprob(logprob.token_id, logprob.logprob, logprob.top[: r.params.logprobs])
+            r.logprobs.append(logprob)
+            r.pending_logprobs.append(logprob)
         if r.matcher is not None and not r.matcher.done and not r.matcher.accept(token):
             r.matcher = None  # cannot happen with a correct mask; the rest of the reply runs unconstrained
         if token == self.eos_token_id:
-            r.pending_ids.append(token)
             return
         assert r.text is not None
-        r.pending_ids.append(token)
         delta = r.text.push(token)
         if delta:
-            r.sink(StreamDelta(delta, tuple(r.pending_ids)))
-            r.pending_ids = []
+            r.sink(StreamDelta(delta, tuple(r.pending_ids), tuple(r.pending_logprobs)))
+            r.pending_ids, r.pending_logprobs = [], []
 
     def _retire(self) -> None:
         keep: list[int] = []
@@ -299,12 +316,15 @@ class Scheduler:
             return
         self.backend.keep(keep)
         if not keep:
-            self._rows, self._last, self._seen, self._pending = [], None, None, None
+            self._rows, self._pending = [], None
+            self._last = self._seen = self._counts = self._produced = None
             return
         assert self._last is not None and self._seen is not None
+        assert self._counts is not None and self._produced is not None
         idx = torch.tensor(keep, device=self.device)
         self._rows = [self._rows[i] for i in keep]
         self._last, self._seen = self._last[idx], self._seen[idx]
+        self._counts, self._produced = self._counts[idx], self._produced[idx]
         if self._pending is not None:
             self._pending = self._pending[idx]
 
@@ -312,7 +332,7 @@ class Scheduler:
         assert r.text is not None
         tail = r.text.finish() if reason != "cancelled" else ""
         if tail or r.pending_ids:
-            r.sink(StreamDelta(tail, tuple(r.pending_ids)))
+            r.sink(StreamDelta(tail, tuple(r.pending_ids), tuple(r.pending_logprobs)))
         now = time.perf_counter()
         r.sink(GenerationResult(
             text=r.text.final_text,
@@ -323,6 +343,7 @@ class Scheduler:
             stop_sequence=r.text.stop_sequence,
             time_to_first_token_s=(r.first_token_at or now) - r.submitted_at,
             total_s=now - r.submitted_at,
+            logprobs=tuple(r.logprobs) if r.params.logprobs is not None else None,
         ))
 
 
@@ -334,18 +355,31 @@ def _stop_workers() -> None:
 
 
 class _ToHost:
-    """A device tensor's values, copied to pinned host memory without waiting for later device work."""
+    """A step's choices copied to pinned host memory without waiting for later device work."""
 
-    def __init__(self, values: torch.Tensor) -> None:
-        if values.device.type != "cuda":
-            self._host, self._done = values, None
+    def __init__(self, out: Sampled) -> None:
+        parts = [out.tokens] + [t for t in (out.logprob, out.top_ids, out.top_logprobs) if t is not None]
+        self._shape = (out.logprob is not None, out.top_ids is not None)
+        if out.tokens.device.type != "cuda":
+            self._host, self._done = parts, None
             return
-        self._host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
-        self._host.copy_(values, non_blocking=True)
+        self._host = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in parts]
+        for host, t in zip(self._host, parts, strict=True):
+            host.copy_(t, non_blocking=True)
         self._done = torch.cuda.Event()
         self._done.record()
 
-    def get(self) -> list[int]:
+    def get(self) -> tuple[list[int], list[TokenLogprob | None]]:
+        """Token ids, and each row's :class:`TokenLogprob` (None for every row when none were computed)."""
         if self._done is not None:
             self._done.synchronize()
-        return self._host.tolist()
+        tokens = self._host[0].tolist()
+        has_logprob, has_top = self._shape
+        if not has_logprob:
+            return tokens, [None] * len(tokens)
+        chosen = self._host[1].tolist()
+        if not has_top:
+            return tokens, [TokenLogprob(t, lp) for t, lp in zip(tokens, chosen, strict=True)]
+        ids, lps = self._host[2].tolist(), self._host[3].tolist()
+        return tokens, [TokenLogprob(t, lp, tuple(zip(i, p, strict=True)))
+                        for t, lp, i, p in zip(tokens, chosen, ids, lps, strict=True)]
