@@ -7,8 +7,7 @@ threads, so a huge prompt never stalls other clients; a client that goes away (s
 request, which leaves the batch at the next decode step.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations (``Request``).
 import asyncio
 import contextlib
 import hmac

@@ -38,7 +38,7 @@ def error_body(status: int, message: str, *, param: str | None = None, code: str
 def status_of(exc: BaseException) -> tuple[int, int | None]:
     """The HTTP status of an exception and the ``Retry-After`` seconds that go with it (None: none)."""
     if isinstance(exc, InvalidRequest):
-        return exc.status, None
+        return exc.status, 1 if exc.status in (429, 503) else None
     status = int(getattr(exc, "http_status", 400 if isinstance(exc, ConfigurationError) else 500))
     retry = getattr(exc, "retry_after_s", None)
     if retry is None and status in (429, 503):
@@ -72,7 +72,8 @@ def validation_error(errors: list[dict[str, Any]]) -> Any:
                               code="missing_required_parameter")
     got = first.get("input")
     shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
-    return error_response(400, f"Invalid value for {param}: {first.get('msg')} (got {shown[:200]}).", param=param,
+    where = param if param is not None else "the request body"
+    return error_response(400, f"Invalid value for {where}: {first.get('msg')} (got {shown[:200]}).", param=param,
                           code="invalid_value")
 
 

@@ -32,7 +32,10 @@ class TokenTexts:
         match = _BYTE.match(piece)
         if match:
             return bytes([int(match.group(1), 16)])
-        return piece.replace("\u2581", " ").encode()
+        text = self.tokenizer.convert_tokens_to_string([piece])  # byte-level BPE pieces ("Ċ") become text
+        if piece.startswith("\u2581") and not text.startswith(" "):  # SentencePiece drops a first space
+            text = " " + text
+        return text.encode()
 
     def text_of(self, token_id: int) -> str:
         return self.bytes_of(token_id).decode("utf-8", errors="replace")
