@@ -89,6 +89,7 @@ class RemoteEngine:
         max_connections: int = 256,
         defaults: SamplingParams | None = None,
         grammar_format: str = "auto",
+        transport: Any = None,
     ) -> None:
         httpx = _httpx()
         if not base_url.startswith(("http://", "https://")):
@@ -112,12 +113,14 @@ class RemoteEngine:
         self._timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._headers = headers
-        self._client = httpx.Client(base_url=self.root, headers=headers, timeout=self._timeout, limits=self._limits)
+        self._transport = transport  # an httpx transport (tests pass httpx.MockTransport)
+        self._client = httpx.Client(base_url=self.root, headers=headers, timeout=self._timeout, limits=self._limits,
+                                    transport=transport)
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._models: dict[str, Any] | None = None
         self._tokenize_shape: str | None = None  # "openai" (vLLM, wizardcoder serve), "tgi" or "local"
         self._local_tokenizer: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def check_model(self, model: str | None) -> str | None:
         """For an adapter built on this engine: ``model`` (if given) must be the one the engine asks for, which
@@ -478,7 +481,7 @@ class RemoteEngine:
         if client is None:
             httpx = _httpx()
             client = httpx.AsyncClient(base_url=self.root, headers=self._headers, timeout=self._timeout,
-                                       limits=self._limits)
+                                       limits=self._limits, transport=self._transport)
             self._aclients[loop] = client
         return client
 
