@@ -17,7 +17,7 @@ from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.tools import FunctionTool
 
 from wizardcoder_integrations.engine import Engine, RemoteEngine
-from wizardcoder_integrations.errors import ConfigurationError, GenerationError, RemoteError
+from wizardcoder_integrations.errors import ConfigurationError, RemoteError
 from wizardcoder_integrations.langchain import ChatWizardCoder, WizardCoderLLM
 from wizardcoder_integrations.llama_index import WizardCoder
 from wizardcoder_integrations.standin.agent_examples import FUNCTION_QUESTION, FUNCTION_SYSTEM_PROMPT, LLM_SETTINGS

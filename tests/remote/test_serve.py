@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from wizardcoder_integrations.chat import ChatMessage, ChatRequest, ToolSpec, parse_tool_calls, render_request
 from wizardcoder_integrations.engine import Engine, RemoteEngine, StreamDelta
 from wizardcoder_integrations.errors import ConfigurationError, RemoteStreamError
 from wizardcoder_integrations.standin.tasks import CODE_TASKS
@@ -201,3 +202,21 @@ def test_full_server_answers_429_and_drains_on_sigterm(standin) -> None:
     response = outcome["response"]
     assert isinstance(response, httpx.Response) and response.status_code == 200
     assert json.loads(response.text)["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+@pytest.mark.parametrize("form", ["tool", "json"])
+def test_remote_engine_keeps_the_grammar_through_serve(remote: RemoteEngine, engine: Engine, form: str) -> None:
+    ask = [ChatMessage("user", ORDER_QUESTION)]
+    request = (ChatRequest(ask, tools=[ToolSpec("order_pizza", "Order a pizza.", ORDER_SCHEMA)],
+                           tool_choice="required") if form == "tool" else
+               ChatRequest(ask, response_format={"type": "json_schema",
+                                                 "json_schema": {"name": "order", "schema": ORDER_SCHEMA}}))
+    rendered = render_request(request)
+    kwargs = {"grammar": rendered.grammar, "stop": list(rendered.stops), "do_sample": False, "max_new_tokens": 160}
+    [local] = engine.generate([rendered.prompt], raw=True, **kwargs)
+    [far] = remote.generate([rendered.prompt], raw=True, **kwargs)
+    assert remote.grammar_format == "serve" and far.text == local.text
+    reply = rendered.prefix + far.text
+    order = (parse_tool_calls(reply, ["order_pizza"]).tool_calls[0].arguments if form == "tool"
+             else json.loads(reply))
+    assert _valid_order(order)

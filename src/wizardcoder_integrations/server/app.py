@@ -247,23 +247,28 @@ async def _until_disconnect(request: Any, work: Any) -> Any:
 
 
 async def _guard(request: Any, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """``chunks`` until they end or the client disconnects; either way the generation is closed."""
+    """``chunks`` until they end or the client disconnects; either way (or if the response is cancelled) the
+    generation is closed, which cancels its engine request."""
     watcher = asyncio.ensure_future(_disconnected(request))
+    step: asyncio.Future[bytes] | None = None
     try:
         while True:
             step = asyncio.ensure_future(chunks.__anext__())
             done, _ = await asyncio.wait({step, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if step not in done:
-                step.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await step
                 return
             try:
-                yield step.result()
+                chunk = step.result()
             except StopAsyncIteration:
                 return
+            step = None
+            yield chunk
     finally:
         watcher.cancel()
+        if step is not None and not step.done():
+            step.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await step
         await chunks.aclose()  # type: ignore[attr-defined]
 
 
