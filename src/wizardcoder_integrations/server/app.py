@@ -60,6 +60,8 @@ def create_app(engine: Any, *, served_model_name: str | None = None, max_pending
     app = FastAPI(title="wizardcoder serve")
     state = {"in_flight": 0}
     texts = TokenTexts(getattr(engine, "tokenizer", None))
+    if texts.tokenizer is not None:
+        texts.longest_token  # noqa: B018  (computed once now, not on the event loop during a request)
     context = engine.info.context_length
     if api_key:
         app.add_middleware(_BearerAuth, key=api_key)
@@ -248,28 +250,39 @@ async def _until_disconnect(request: Any, work: Any) -> Any:
 
 async def _guard(request: Any, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """``chunks`` until they end or the client disconnects; either way (or if the response is cancelled) the
-    generation is closed, which cancels its engine request."""
-    watcher = asyncio.ensure_future(_disconnected(request))
-    step: asyncio.Future[bytes] | None = None
+    generation is closed, which cancels its engine request.
+
+    One task produces the chunks and one watches the connection; both feed one queue, so each chunk costs a
+    queue hand-over, not a task.
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    end = object()
+
+    async def produce() -> None:
+        try:
+            async for chunk in chunks:
+                queue.put_nowait(chunk)
+        except Exception as e:  # the chunk generators write errors as frames; anything else is reported here
+            queue.put_nowait(e)
+        finally:
+            queue.put_nowait(end)
+
+    async def watch() -> None:
+        await _disconnected(request)
+        queue.put_nowait(end)
+
+    producer, watcher = asyncio.ensure_future(produce()), asyncio.ensure_future(watch())
     try:
         while True:
-            step = asyncio.ensure_future(chunks.__anext__())
-            done, _ = await asyncio.wait({step, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            if step not in done:
+            item = await queue.get()
+            if item is end:
                 return
-            try:
-                chunk = step.result()
-            except StopAsyncIteration:
-                return
-            step = None
-            yield chunk
+            if isinstance(item, BaseException):
+                raise item
+            yield item
     finally:
         watcher.cancel()
-        if step is not None and not step.done():
-            step.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await step
-        await chunks.aclose()  # type: ignore[attr-defined]
+        producer.cancel()  # a client gone mid-reply: the engine request is cancelled with the generator
 
 
 async def _released(chunks: AsyncIterator[bytes], release: Any) -> AsyncIterator[bytes]:
