@@ -32,6 +32,7 @@ demo: setup
 	$(VENV)/bin/wizardcoder demo
 
 test: setup
+	$(VENV)/bin/lint-imports
 	TRITON_INTERPRETER_PATH=$(abspath $(TRITON_DIR)) $(PY) -m pytest
 
 lint: setup

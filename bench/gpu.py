@@ -295,9 +295,8 @@ def constrained_json_check(engine: Any) -> dict[str, Any]:
     """JSON answers under their schema's grammar (a schema the stand-in never learned): valid ones out of 4."""
     from pydantic import ValidationError
 
-    from wizardcoder_integrations.prompt import ChatMessage
+    from wizardcoder_integrations.chat import ChatMessage, json_reply_grammar, render_json_chat
     from wizardcoder_integrations.standin.tool_examples import ORDER_QUESTION, PizzaOrder
-    from wizardcoder_integrations.toolcalls import json_reply_grammar, render_json_chat
 
     schema = PizzaOrder.model_json_schema()
     prompt, prefix = render_json_chat([ChatMessage("user", ORDER_QUESTION)], schema)

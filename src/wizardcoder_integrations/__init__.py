@@ -1,22 +1,10 @@
 """WizardCoder-Python GPTQ models for LangChain, LlamaIndex and sandboxed code-running agents."""
 
-from wizardcoder_integrations.errors import (
-    ConfigurationError,
-    GenerationError,
-    MissingExtraError,
-    ModelLoadError,
-    SandboxError,
-    WizardCoderError,
-)
+from wizardcoder_integrations import errors as _errors
+from wizardcoder_integrations.errors import *  # noqa: F403 - the whole error hierarchy, one import away
 
-__all__ = [
-    "ConfigurationError",
-    "GenerationError",
-    "MissingExtraError",
-    "ModelLoadError",
-    "SandboxError",
-    "WizardCoderError",
-]
+#: Every error class (``tests/test_imports.py`` pins the list).
+__all__ = [name for name in _errors.__all__ if name[0].isupper()]
 __version__ = "0.1.0"
 
 _LAZY = {

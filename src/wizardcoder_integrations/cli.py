@@ -41,7 +41,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-k", type=int, default=None, help=f"default {CARD_DEFAULTS['top_k']}")
     g.add_argument("--repetition-penalty", type=float, default=None,
                    help=f"default {CARD_DEFAULTS['repetition_penalty']}")
-    g.add_argument("--max-new-tokens", type=int, default=None, help=f"default {CARD_DEFAULTS['max_new_tokens']}")
+    g.add_argument("--max-tokens", type=int, default=None, help=f"default {CARD_DEFAULTS['max_new_tokens']}")
     g.add_argument("--greedy", action="store_true", help="take the most likely token (no sampling)")
     g.add_argument("--seed", type=int, default=None, help="seed for reproducible sampling")
     g.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
@@ -50,7 +50,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
 def _sampling(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k,
-        "repetition_penalty": args.repetition_penalty, "max_new_tokens": args.max_new_tokens,
+        "repetition_penalty": args.repetition_penalty, "max_new_tokens": args.max_tokens,
         "do_sample": False if args.greedy else None, "seed": args.seed, "stop": args.stop,
     }
 
@@ -147,8 +147,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from wizardcoder_integrations.engine import GenerationResult
-    from wizardcoder_integrations.prompt import ChatMessage, render_chat
+    from wizardcoder_integrations.chat import ChatMessage, ChatRequest, ReplyBuilder, render_request
+    from wizardcoder_integrations.chat.driver import Call, events
 
     engine = load_engine(args)
     history: list[ChatMessage] = [ChatMessage("system", args.system)] if args.system else []
@@ -167,15 +167,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not line.strip():
             continue
         history.append(ChatMessage("user", line))
-        reply = ""
-        for event in engine.stream(render_chat(history), raw=True, **_sampling(args)):
-            if isinstance(event, GenerationResult):
-                reply = event.text
-            else:
-                sys.stdout.write(event.text)
+        rendered = render_request(ChatRequest(history, stop=tuple(args.stop or ())))
+        builder = ReplyBuilder.for_request(rendered)
+        for event in events(Call(engine, rendered.prompt, {**_sampling(args), "stop": list(rendered.stops)})):
+            for part in builder.feed(event):
+                sys.stdout.write(str(part))
                 sys.stdout.flush()
         print()
-        history.append(ChatMessage("assistant", reply))
+        history.append(ChatMessage("assistant", builder.text))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

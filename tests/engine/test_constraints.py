@@ -9,19 +9,13 @@ import sys
 import pytest
 from pydantic import ValidationError
 
+from wizardcoder_integrations.chat import ChatMessage, ToolSpec, json_reply_grammar, parse_tool_calls
+from wizardcoder_integrations.chat.grammar import JsonValue, ReplyGrammar
+from wizardcoder_integrations.chat.render import render_json_chat, render_tool_chat
+from wizardcoder_integrations.chat.toolcalls import tool_call_grammar
 from wizardcoder_integrations.engine import Engine, GenerationResult, StreamDelta
 from wizardcoder_integrations.engine.constraints import GrammarConstraints
-from wizardcoder_integrations.grammar import JsonValue, ReplyGrammar
-from wizardcoder_integrations.prompt import ChatMessage
 from wizardcoder_integrations.standin.tool_examples import ORDER_QUESTION, PizzaOrder
-from wizardcoder_integrations.toolcalls import (
-    ToolSpec,
-    json_reply_grammar,
-    parse_tool_calls,
-    render_json_chat,
-    render_tool_chat,
-    tool_call_grammar,
-)
 
 GREEDY = {"do_sample": False, "max_new_tokens": 160}
 

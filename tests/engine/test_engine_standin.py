@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from wizardcoder_integrations.chat import extract_code
 from wizardcoder_integrations.engine import Engine, GenerationResult, StreamDelta
-from wizardcoder_integrations.errors import ConfigurationError, GenerationError
-from wizardcoder_integrations.prompt import extract_code
+from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.standin import load_standin_engine
 from wizardcoder_integrations.standin.tasks import CODE_TASKS
 
@@ -170,12 +170,12 @@ def test_invalid_inputs_are_clear_errors(engine: Engine, overrides: dict[str, ob
 
 
 def test_prompt_longer_than_the_context_is_a_clear_error(engine: Engine) -> None:
-    with pytest.raises(GenerationError, match="context is 2048 tokens"):
+    with pytest.raises(ConfigurationError, match="context is 2048 tokens"):
         engine.generate(["word " * 3000])
 
 
 def test_a_single_string_is_not_a_batch(engine: Engine) -> None:
-    with pytest.raises(GenerationError, match="list of prompts"):
+    with pytest.raises(ConfigurationError, match="list of prompts"):
         engine.generate("hello")  # type: ignore[arg-type]
 
 

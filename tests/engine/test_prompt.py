@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wizardcoder_integrations.errors import ConfigurationError
-from wizardcoder_integrations.prompt import (
+from wizardcoder_integrations.chat import (
     ALPACA_TEMPLATE,
     ChatMessage,
     ToolCallRecord,
@@ -14,6 +13,7 @@ from wizardcoder_integrations.prompt import (
     format_instruction,
     render_chat,
 )
+from wizardcoder_integrations.errors import ConfigurationError
 
 CARD_TEMPLATE = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the "

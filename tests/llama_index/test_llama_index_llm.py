@@ -6,6 +6,8 @@ import asyncio
 import time
 
 import pytest
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
 
 pytest.importorskip("llama_index.core")
 
@@ -21,9 +23,9 @@ from llama_index.core.instrumentation.events.llm import (
 )
 from llama_index.core.tools import FunctionTool
 
-from wizardcoder_integrations.errors import ConfigurationError, GenerationError
+from wizardcoder_integrations.chat import format_instruction
+from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.llama_index import WizardCoder
-from wizardcoder_integrations.prompt import format_instruction
 from wizardcoder_integrations.standin import STANDIN_REPO
 from wizardcoder_integrations.standin.agent_examples import (
     FUNCTION_QUESTION,
@@ -54,7 +56,7 @@ def test_metadata_comes_from_the_loaded_model(llm, engine):
     assert meta.num_output == 512  # the card's max_new_tokens
     assert meta.is_chat_model and meta.is_function_calling_model
     assert meta.model_name == STANDIN_REPO
-    assert WizardCoder(engine=engine, max_new_tokens=64).metadata.num_output == 64
+    assert WizardCoder(engine=engine, max_tokens=64).metadata.num_output == 64
 
 
 def test_without_an_engine_the_process_wide_engine_is_loaded_once(engine, standin):
@@ -123,12 +125,12 @@ async def test_system_prompt_changes_the_answer_in_every_path(engine):
 
 
 def test_per_call_kwargs_apply_to_that_call_only(llm):
-    short = llm.complete(TASK.instruction, max_new_tokens=4)
+    short = llm.complete(TASK.instruction, max_tokens=4)
     assert short.raw["finish_reason"] == "length" and short.raw["usage"]["completion_tokens"] == 4
     assert ANSWER.startswith(short.text) and short.text != ANSWER
     cut = llm.complete(TASK.instruction, stop=["return"])
     assert cut.text == ANSWER[: ANSWER.index("return")].strip() and cut.raw["stop_sequence"] == "return"
-    hot = {"do_sample": True, "temperature": 5.0, "top_k": 0, "top_p": 1.0, "seed": 7, "max_new_tokens": 16}
+    hot = {"do_sample": True, "temperature": 5.0, "top_k": 0, "top_p": 1.0, "seed": 7, "max_tokens": 16}
     sampled = llm.complete(TASK.instruction, **hot)
     assert sampled.text != ANSWER  # the call sampled instead of decoding greedily...
     assert llm.complete(TASK.instruction, **hot).text == sampled.text  # ...with the call's own seed
@@ -137,7 +139,7 @@ def test_per_call_kwargs_apply_to_that_call_only(llm):
 
 
 def test_llm_level_settings_apply_to_every_call(engine):
-    llm = WizardCoder(engine=engine, max_new_tokens=4, stop=["def"], **LLM_SETTINGS)
+    llm = WizardCoder(engine=engine, max_tokens=4, stop=["def"], **LLM_SETTINGS)
     assert llm.chat([user(TASK.instruction)]).message.content == "```python"
 
 
@@ -150,7 +152,7 @@ def test_formatted_prompts_are_sent_verbatim(llm):
 def test_non_text_content_is_refused(llm):
     image = ChatMessage(role="user", blocks=[TextBlock(text="what is this?"),
                                              ImageBlock(url="https://example.com/a.png")])
-    with pytest.raises(GenerationError, match="text only"):
+    with pytest.raises(ConfigurationError, match="text only"):
         llm.chat([image])
 
 
@@ -200,7 +202,7 @@ async def test_instrumentation_events_fire(llm):
 # -- async really overlaps ------------------------------------------------------------------------------
 async def test_concurrent_acomplete_calls_overlap(engine):
     """Two concurrent requests share the engine's batch: together they take less than one after the other."""
-    llm = WizardCoder(engine=engine, do_sample=True, temperature=5.0, top_k=0, top_p=1.0, max_new_tokens=48)
+    llm = WizardCoder(engine=engine, do_sample=True, temperature=5.0, top_k=0, top_p=1.0, max_tokens=48)
     prompt = "Tell me a long story."
 
     async def timed(seed: int):
@@ -305,7 +307,7 @@ def test_forced_tool_choice_starts_the_reply_inside_the_call(llm):
     text, prefix = llm.render_messages([user("hi")], tools=[_weather_tool()], tool_choice="get_weather")
     assert prefix.startswith("<tool_call>") and text.endswith("### Response:\n" + prefix)
     _, required = llm.render_messages([user("hi")], tools=[_weather_tool()], tool_choice="required")
-    assert required == '<tool_call>\n{"name": "'
+    assert required == prefix  # "required" with one tool is that tool
     with pytest.raises(ConfigurationError, match="tool_choice"):
         llm.render_messages([user("hi")], tools=[_weather_tool()], tool_choice="fly")
 
@@ -336,8 +338,27 @@ async def test_structured_predict_is_constrained_to_the_schema(engine) -> None:
         paid: bool
 
     # The stand-in never saw this tool; the required call is decoded inside its schema, so it always parses.
-    llm = WizardCoder(engine=engine, temperature=0, max_new_tokens=160)
+    llm = WizardCoder(engine=engine, temperature=0, max_tokens=160)
     prompt = PromptTemplate("Order a pizza with {what}.")
     order = llm.structured_predict(Order, prompt, what="ham and olives")
     assert isinstance(order, Order) and 20 <= order.size <= 40
     assert await llm.astructured_predict(Order, prompt, what="ham and olives") == order
+
+
+# -- structured output ----------------------------------------------------------------------------------
+class Joke(BaseModel):
+    """Joke to tell user."""
+
+    setup: str = PydanticField(description="question to set up a joke")
+    punchline: str = PydanticField(description="answer to resolve the joke")
+
+
+def test_structured_predict_and_its_stream_fill_the_object(engine):
+    from llama_index.core.prompts import PromptTemplate
+
+    llm = WizardCoder(engine=engine, temperature=0, max_tokens=96)
+    prompt = PromptTemplate("Tell me a joke about {topic}.")
+    whole = llm.structured_predict(Joke, prompt, topic="cats")
+    streamed = list(llm.stream_structured_predict(Joke, prompt, topic="cats"))
+    assert isinstance(whole, Joke) and whole.setup
+    assert isinstance(streamed[-1], Joke) and streamed[-1] == whole  # not an empty object

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wizardcoder_integrations.errors import ConfigurationError
+from wizardcoder_integrations.errors import ToolArgumentsError
 from wizardcoder_integrations.standin.repair_examples import REPAIR_TASK
 from wizardcoder_integrations.tools.core import PythonSandbox, WriteAndRunPython
 
@@ -28,7 +28,7 @@ def test_python_sandbox_cannot_read_the_host(sandbox) -> None:
     ({"code": "print(1)", "timeout_s": -1}, "timeout_s"),
 ])
 def test_arguments_are_checked_before_running(sandbox, arguments: dict[str, object], needle: str) -> None:
-    with pytest.raises(ConfigurationError, match="python_sandbox") as err:
+    with pytest.raises(ToolArgumentsError, match="python_sandbox") as err:
         PythonSandbox(sandbox).run(**arguments)
     assert needle in str(err.value)
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+from wizardcoder_integrations.chat.code import extract_code
+from wizardcoder_integrations.chat.loop import NO_CODE, first_turn, repair_turns
+from wizardcoder_integrations.chat.template import render_chat
+from wizardcoder_integrations.chat.types import ChatMessage
 from wizardcoder_integrations.errors import missing_extra
-from wizardcoder_integrations.prompt import ChatMessage, extract_code, render_chat
-from wizardcoder_integrations.tools.core import error_summary, repair_instruction, task_instruction
+from wizardcoder_integrations.tools.core import REPAIR, program_outcome, task_instruction, with_tests
 
 try:
     from langgraph.graph import END, START, StateGraph
@@ -37,31 +40,30 @@ class WriteRunFixState(TypedDict, total=False):
 
 def build_write_run_fix_graph(engine: Any, sandbox: Any = None, *, max_new_tokens: int = 512,
                               timeout_s: float = 10.0, sampling: dict[str, Any] | None = None) -> Any:
-    """Compile the graph over ``engine`` (writes) and ``sandbox`` (runs; a default one if None)."""
+    """Compile the graph over ``engine`` (writes) and ``sandbox`` (runs; a default one if None).
+
+    The nodes are the steps of the shared write-run-fix loop (:mod:`wizardcoder_integrations.chat.loop`),
+    with the same prompts and repair messages as the ``write_and_run_python`` tool.
+    """
     from wizardcoder_integrations.sandbox import Sandbox
 
     box = sandbox if sandbox is not None else Sandbox()
     knobs = {"do_sample": False} if sampling is None else sampling
 
     async def write(state: WriteRunFixState) -> WriteRunFixState:
-        messages = state.get("messages") or [ChatMessage("user", task_instruction(state["task"], state.get("tests")))]
+        messages = state.get("messages") or first_turn(task_instruction(state["task"], state.get("tests")))
         [result] = await engine.agenerate([render_chat(messages)], raw=True, max_new_tokens=max_new_tokens, **knobs)
         return {"messages": messages, "reply": result.text, "code": extract_code(result.text),
                 "rounds": state.get("rounds", 0) + 1}
 
     async def run(state: WriteRunFixState) -> WriteRunFixState:
-        code, tests = state["code"], state.get("tests")
-        if not code:
-            return {"passed": False, "output": "", "error": "The reply contained no Python code."}
-        program = f"{code}\n\n{tests.strip()}\n" if tests and tests.strip() else code
-        result = await box.arun(program, timeout=timeout_s)
-        output = result.stdout + (result.stderr if not result.ok else "")
-        return {"passed": result.ok, "output": output, "error": None if result.ok else error_summary(result)}
+        if not state["code"]:
+            return {"passed": False, "output": "", "error": NO_CODE}
+        outcome = program_outcome(await box.arun(with_tests(state["code"], state.get("tests")), timeout=timeout_s))
+        return {"passed": outcome.passed, "output": outcome.output, "error": outcome.error}
 
     def fix(state: WriteRunFixState) -> WriteRunFixState:
-        messages = [*state["messages"], ChatMessage("assistant", state["reply"]),
-                    ChatMessage("user", repair_instruction(state.get("error") or ""))]
-        return {"messages": messages}
+        return {"messages": repair_turns(state["messages"], state["reply"], state.get("error") or "", REPAIR)}
 
     def route(state: WriteRunFixState) -> str:
         if state.get("passed") or state.get("rounds", 0) >= state.get("max_rounds", 3):

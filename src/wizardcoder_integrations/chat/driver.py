@@ -62,54 +62,66 @@ def may_retry(error: BaseException, attempt: int, max_retries: int) -> bool:
 
 def events(call: Call) -> Iterator[EngineEvent]:
     """The engine's events for ``call``; the deadline is checked at each event (the request is cancelled)."""
-    deadline = None if call.timeout is None else time.monotonic() + call.timeout
-    attempt = 0
+    retries = _Retries(call)
     while True:
         stream = call.engine.stream(call.prompt, raw=call.raw, system=call.system, **call.overrides)
-        received = False
         try:
             for event in stream:
-                received = True
-                if deadline is not None and time.monotonic() > deadline:
-                    raise _timed_out(call)
-                yield event
+                yield retries.received(event)
             return
         except WizardCoderError as e:
-            if received or not may_retry(e, attempt, call.max_retries):
-                raise
+            pause = retries.pause_after(e)
         finally:
             stream.close()
-        time.sleep(BACKOFF_S * 2 ** attempt)
-        attempt += 1
+        time.sleep(pause)
 
 
 async def aevents(call: Call) -> AsyncIterator[EngineEvent]:
     """Async :func:`events`; the deadline cancels the request even while it waits for a token."""
-    deadline = None if call.timeout is None else time.monotonic() + call.timeout
-    attempt = 0
+    retries = _Retries(call)
     while True:
         stream = call.engine.astream(call.prompt, raw=call.raw, system=call.system, **call.overrides)
-        received = False
         try:
             while True:
                 try:
-                    if deadline is None:
-                        event = await anext(stream)
-                    else:
-                        event = await asyncio.wait_for(anext(stream), max(deadline - time.monotonic(), 0.0))
+                    event = await asyncio.wait_for(anext(stream), retries.time_left())
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
                     raise _timed_out(call) from None
-                received = True
-                yield event
+                yield retries.received(event)
         except WizardCoderError as e:
-            if received or not may_retry(e, attempt, call.max_retries):
-                raise
+            pause = retries.pause_after(e)
         finally:
             await stream.aclose()
-        await asyncio.sleep(BACKOFF_S * 2 ** attempt)
-        attempt += 1
+        await asyncio.sleep(pause)
+
+
+class _Retries:
+    """One call's deadline and retries: whether events came, and how long to wait before the next try."""
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.deadline = None if call.timeout is None else time.monotonic() + call.timeout
+        self.attempt = 0
+        self.got_event = False
+
+    def time_left(self) -> float | None:
+        return None if self.deadline is None else max(self.deadline - time.monotonic(), 0.0)
+
+    def received(self, event: EngineEvent) -> EngineEvent:
+        """Note an event; past the deadline the call fails instead."""
+        if self.time_left() == 0.0:
+            raise _timed_out(self.call)
+        self.got_event = True
+        return event
+
+    def pause_after(self, error: WizardCoderError) -> float:
+        """Seconds to wait before retrying after ``error``; re-raises it when it may not be retried."""
+        if self.got_event or not may_retry(error, self.attempt, self.call.max_retries):
+            raise error
+        self.attempt += 1
+        return BACKOFF_S * 2 ** (self.attempt - 1)
 
 
 def generate_reply(engine: EngineProtocol, rendered: RenderedRequest, overrides: dict[str, Any], *,

@@ -8,10 +8,20 @@ fields onto the same per-call names.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.profiles import DEFAULT_MODEL
@@ -32,6 +42,16 @@ API_KEY_ENV = "WIZARDCODER_API_KEY"
 LOCAL_ONLY_SETTINGS = ("revision", "device", "cache_dir", "local_files_only")
 #: Per-call options that override a sampling setting for that call (same names as the fields).
 SAMPLING_KEYS = ("temperature", "max_tokens", "top_p", "top_k", "repetition_penalty", "do_sample", "seed")
+#: The allowed range of each numeric setting: (check, how to say it).
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "temperature": (lambda v: v >= 0, ">= 0 (0 = greedy)"),
+    "max_tokens": (lambda v: v >= 1, ">= 1"),
+    "top_p": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "top_k": (lambda v: v >= 0, ">= 0 (0 keeps every token)"),
+    "repetition_penalty": (lambda v: v > 0, "> 0 (1 = none)"),
+    "timeout": (lambda v: v > 0, "> 0 seconds"),
+    "max_retries": (lambda v: v >= 0, ">= 0"),
+}
 
 
 class ChatSettings(BaseModel):
@@ -83,6 +103,17 @@ class ChatSettings(BaseModel):
     """Retries of a call that failed before producing any text with a retryable error (out of GPU memory,
     server unreachable, 429/5xx answers), with exponential backoff from 0.5 s."""
 
+    def __init__(self, **data: Any) -> None:
+        """Validate the settings; any invalid one is a ``ConfigurationError`` naming the field and the problem."""
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg'].removeprefix('Value error, ')}"
+                for err in e.errors()
+            )
+            raise ConfigurationError(f"Invalid {type(self).__name__} settings: {problems}.") from e
+
     @model_validator(mode="before")
     @classmethod
     def _resolve_backend(cls, data: Any) -> Any:
@@ -116,39 +147,16 @@ class ChatSettings(BaseModel):
         self.model = served
         return self
 
-    @field_validator("temperature")
+    @field_validator("temperature", "max_tokens", "top_p", "top_k", "repetition_penalty", "timeout",
+                     "max_retries")
     @classmethod
-    def _check_temperature(cls, value: float | None) -> float | None:
-        if value is not None and value < 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {value}")
-        return value
-
-    @field_validator("max_tokens")
-    @classmethod
-    def _check_max_tokens(cls, value: int | None) -> int | None:
-        if value is not None and value < 1:
-            raise ValueError(f"max_tokens must be >= 1, got {value}")
-        return value
-
-    @field_validator("top_p")
-    @classmethod
-    def _check_top_p(cls, value: float | None) -> float | None:
-        if value is not None and not 0 < value <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {value}")
-        return value
-
-    @field_validator("top_k")
-    @classmethod
-    def _check_top_k(cls, value: int | None) -> int | None:
-        if value is not None and value < 0:
-            raise ValueError(f"top_k must be >= 0 (0 keeps every token), got {value}")
-        return value
-
-    @field_validator("repetition_penalty")
-    @classmethod
-    def _check_repetition_penalty(cls, value: float | None) -> float | None:
-        if value is not None and value <= 0:
-            raise ValueError(f"repetition_penalty must be > 0 (1 = none), got {value}")
+    def _check_range(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """Each number inside its range (see :data:`RANGES`)."""
+        if value is None:
+            return value
+        check, rule = RANGES[info.field_name or ""]
+        if not check(value):
+            raise ValueError(f"{info.field_name} must be {rule}, got {value}")
         return value
 
     @field_validator("stop")
@@ -156,20 +164,6 @@ class ChatSettings(BaseModel):
     def _check_stop(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and any(not isinstance(s, str) or not s for s in value):
             raise ValueError("stop strings must be non-empty strings")
-        return value
-
-    @field_validator("timeout")
-    @classmethod
-    def _check_timeout(cls, value: float | None) -> float | None:
-        if value is not None and value <= 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {value}")
-        return value
-
-    @field_validator("max_retries")
-    @classmethod
-    def _check_max_retries(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError(f"max_retries must be >= 0, got {value}")
         return value
 
     # -- per call -------------------------------------------------------------------------------------------

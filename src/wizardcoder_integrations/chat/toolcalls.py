@@ -92,8 +92,9 @@ def render_tools(tools: Sequence[ToolSpec], tool_choice: str = "auto") -> str:
     return "\n".join(lines)
 
 
-def forced_prefix(tool_choice: str, tool_names: Sequence[str]) -> str:
-    """The start of the response that a forced tool choice fixes, so decoding begins inside the call."""
+def forced_prefix(tool_choice: Any, tool_names: Sequence[str]) -> str:
+    """The start of the response that a forced tool choice (any spelling) fixes, so decoding begins inside it."""
+    tool_choice = normalize_tool_choice(tool_choice, tool_names)
     if tool_choice in tool_names:
         return f'{TOOL_CALL_OPEN}\n{{"name": {json.dumps(tool_choice)}, "arguments": '
     if tool_choice == "any":
@@ -101,9 +102,10 @@ def forced_prefix(tool_choice: str, tool_names: Sequence[str]) -> str:
     return ""
 
 
-def tool_call_grammar(tool_choice: str, tools: Sequence[ToolSpec]) -> ReplyGrammar | None:
+def tool_call_grammar(tool_choice: Any, tools: Sequence[ToolSpec]) -> ReplyGrammar | None:
     """The grammar of a forced tool call: one call of the chosen tool (or of any tool), arguments valid
     for its schema. ``None`` when the choice forces nothing."""
+    tool_choice = normalize_tool_choice(tool_choice, [t.name for t in tools])
     prefix = forced_prefix(tool_choice, [t.name for t in tools])
     if not prefix:
         return None
@@ -233,7 +235,7 @@ class ToolCallStream:
             if start != -1:
                 self._prose(self._buffer[:start], parts)
                 self._buffer = self._buffer[start + len(TOOL_CALL_OPEN):]
-                self._in_call = True
+                self._in_call, self._held_space = True, ""  # whitespace around a call is dropped
                 continue
             safe = visible_text(self._buffer)
             self._prose(safe, parts)

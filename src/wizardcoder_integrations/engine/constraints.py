@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from wizardcoder_integrations.grammar import JsonValue, ReplyGrammar
+from wizardcoder_integrations.chat.grammar import JsonValue, ReplyGrammar
 
 __all__ = ["GrammarConstraints", "Matcher"]
 

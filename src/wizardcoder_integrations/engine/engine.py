@@ -204,13 +204,9 @@ class Engine:
         request = self._request(prompt, self.params(**overrides), sink.put, raw, system)
         self.scheduler.submit(request)
         try:
-            while True:
-                event = sink.get()
-                if isinstance(event, BaseException):
-                    raise event
+            while not _is_last(event := sink.get()):
                 yield event
-                if isinstance(event, GenerationResult):
-                    return
+            yield event
         finally:
             request.cancel()
 
@@ -221,12 +217,8 @@ class Engine:
             *(self._acomplete(p, raw=raw, system=system, **overrides) for p in prompts)))
 
     async def _acomplete(self, prompt: str, **kwargs: Any) -> GenerationResult:
-        result = None
-        async for event in self.astream(prompt, **kwargs):
-            if isinstance(event, GenerationResult):
-                result = event
-        assert result is not None
-        return result
+        events = [event async for event in self.astream(prompt, **kwargs)]
+        return events[-1]  # the stream always ends with its result
 
     async def astream(self, prompt: str, *, raw: bool = False, system: str | None = None,
                       **overrides: Any) -> AsyncIterator[StreamDelta | GenerationResult]:
@@ -245,13 +237,9 @@ class Engine:
         request = await asyncio.to_thread(self._request, prompt, params, sink, raw, system)
         self.scheduler.submit(request)
         try:
-            while True:
-                event = await events.get()
-                if isinstance(event, BaseException):
-                    raise event
+            while not _is_last(event := await events.get()):
                 yield event
-                if isinstance(event, GenerationResult):
-                    return
+            yield event
         finally:
             request.cancel()
 
@@ -272,10 +260,14 @@ def _default_batch_size(device: torch.device) -> int:
     return 64 if device.type == "cuda" else 16
 
 
+def _is_last(event: Any) -> bool:
+    """Whether a scheduler event ends the request (its result); a failure is raised here."""
+    if isinstance(event, BaseException):
+        raise event
+    return isinstance(event, GenerationResult)
+
+
 def _drain(sink: queue.SimpleQueue[Any]) -> GenerationResult:
-    while True:
-        event = sink.get()
-        if isinstance(event, BaseException):
-            raise event
-        if isinstance(event, GenerationResult):
-            return event
+    while not _is_last(event := sink.get()):
+        pass
+    return event

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wizardcoder_integrations.chat.code import extract_code
+from wizardcoder_integrations.chat.loop import Outcome, drive, write_run_fix
 from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.eval.humaneval_check import humaneval_program, load_humaneval
-from wizardcoder_integrations.prompt import ChatMessage, extract_code, render_chat
 
 __all__ = [
     "EvalConfig",
@@ -213,16 +214,21 @@ def run_humaneval(
 
 def _repair(engine: Any, problem: dict[str, Any], record: SampleRecord, config: EvalConfig,
             check: Callable[[str, float], tuple[bool, str]], sampling: dict[str, Any]) -> None:
-    messages = [ChatMessage("user", build_prompt(problem)), ChatMessage("assistant", record.reply)]
-    for round_ in range(2, config.repair_rounds + 2):
-        messages.append(ChatMessage("user", REPAIR.format(error=record.result[-2000:])))
-        result = engine.generate([render_chat(messages)], raw=True, **sampling)[0]
-        completion = completion_from_reply(result.text)
-        ok, detail = check(humaneval_program(problem, completion), config.timeout_s)
-        record.history.append({"round": round_, "reply": result.text, "passed": ok, "result": detail})
-        record.rounds = round_
-        if ok:
-            record.passed, record.repaired, record.completion, record.result = True, True, completion, detail
-            return
-        record.result = detail
-        messages.append(ChatMessage("assistant", result.text))
+    """Repair rounds of a failing sample through the shared write-run-fix loop (round 1 is the sample)."""
+
+    def write(prompt: str) -> str:
+        return engine.generate([prompt], raw=True, **sampling)[0].text
+
+    def run(code: str) -> Outcome:
+        ok, detail = check(humaneval_program(problem, code), config.timeout_s)
+        return Outcome(ok, detail, detail[-2000:])
+
+    first = (record.reply, Outcome(False, record.result, record.result[-2000:]))
+    steps = write_run_fix(build_prompt(problem), config.repair_rounds + 1, repair=REPAIR,
+                          extract=completion_from_reply, no_code=None, first=first)
+    for attempt in drive(steps, write, run)[1:]:
+        record.history.append({"round": attempt.round, "reply": attempt.reply, "passed": attempt.passed,
+                               "result": attempt.output})
+        record.rounds, record.result = attempt.round, attempt.output
+        if attempt.passed:
+            record.passed, record.repaired, record.completion = True, True, attempt.code

@@ -19,7 +19,8 @@ PROVIDER = "wizardcoder"
 
 
 class WizardCoderSettings(ChatSettings):
-    """:class:`ChatSettings` plus the engine of this object (opened on first use) and LangChain's tracing."""
+    """:class:`ChatSettings` plus the engine of this object (opened on first use), token ids and LangChain's
+    tracing; mixed in before LangChain's base class."""
 
     _engines: dict[str | None, EngineProtocol] = PrivateAttr(default_factory=dict)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -43,17 +44,20 @@ class WizardCoderSettings(ChatSettings):
         except (RemoteError, GenerationError):  # unreachable server: the call itself will say so
             return self.model
 
-    def token_ids(self, text: str) -> list[int]:
-        """Token ids of ``text`` under the model's own tokenizer (no BOS)."""
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` under the model's own tokenizer (no BOS); over HTTP the server's ``/tokenize``."""
         return self.load_engine().tokenize(text, add_special_tokens=False)
 
-    def ls_extras(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """Tracing parameters the base classes cannot know: provider and the effective temperature."""
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        """LangChain's tracing parameters plus what it cannot know: provider, model, effective temperature."""
+        params = super()._get_ls_params(stop=stop, **kwargs)  # type: ignore[misc]
         temperature = kwargs.get("temperature", self.temperature)
-        return {"ls_provider": PROVIDER, "ls_model_name": self.served_model(kwargs.get("model")),
-                "ls_temperature": CARD_DEFAULTS["temperature"] if temperature is None else temperature}
+        params.update({"ls_provider": PROVIDER, "ls_model_name": self.served_model(kwargs.get("model")),
+                       "ls_temperature": CARD_DEFAULTS["temperature"] if temperature is None else temperature})
+        return params
 
-    def identifying_params(self) -> dict[str, Any]:
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
         """What distinguishes this model's outputs (for tracing and LangChain's cache keys)."""
         return {"model": self.model, "revision": self.revision, "base_url": self.base_url,
                 **{key: getattr(self, key) for key in SAMPLING_KEYS}, "stop": self.stop}

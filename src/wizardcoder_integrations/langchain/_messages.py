@@ -17,8 +17,8 @@ from langchain_core.messages import (
     ChatMessage as LCChatMessage,
 )
 
-from wizardcoder_integrations.errors import GenerationError
-from wizardcoder_integrations.prompt import ChatMessage, ToolCallRecord
+from wizardcoder_integrations.chat.types import ChatMessage, ToolCallRecord
+from wizardcoder_integrations.errors import ConfigurationError
 
 __all__ = ["to_chat_messages"]
 
@@ -30,8 +30,7 @@ _ROLES = {"human": "user", "user": "user", "ai": "assistant", "assistant": "assi
 
 
 def to_chat_messages(messages: Sequence[BaseMessage]) -> list[ChatMessage]:
-    """Convert a LangChain history; tool results get the name of the call they answer."""
-    call_names: dict[str, str] = {}
+    """Convert a LangChain history (a tool result without a name gets its call's name when rendered)."""
     out: list[ChatMessage] = []
     for message in messages:
         text = _text(message)
@@ -41,17 +40,15 @@ def to_chat_messages(messages: Sequence[BaseMessage]) -> list[ChatMessage]:
             out.append(ChatMessage("user", text))
         elif isinstance(message, AIMessage):
             calls = tuple(ToolCallRecord(c["name"], dict(c["args"]), c.get("id")) for c in message.tool_calls)
-            call_names.update({c.id: c.name for c in calls if c.id})
             out.append(ChatMessage("assistant", text, calls))
         elif isinstance(message, ToolMessage):
-            name = message.name or call_names.get(message.tool_call_id)
-            out.append(ChatMessage("tool", text, name=name, tool_call_id=message.tool_call_id))
+            out.append(ChatMessage("tool", text, name=message.name, tool_call_id=message.tool_call_id))
         elif isinstance(message, FunctionMessage):
             out.append(ChatMessage("tool", text, name=message.name))
         elif isinstance(message, LCChatMessage) and message.role.lower() in _ROLES:
             out.append(ChatMessage(_ROLES[message.role.lower()], text))  # type: ignore[arg-type]
         else:
-            raise GenerationError(
+            raise ConfigurationError(
                 f"Cannot render a {type(message).__name__} (role {getattr(message, 'role', message.type)!r}) "
                 "for WizardCoder: use system, human, AI or tool messages."
             )
@@ -72,7 +69,7 @@ def _text(message: BaseMessage) -> str:
             continue
         else:
             kind = block.get("type") if isinstance(block, dict) else type(block).__name__
-            raise GenerationError(
+            raise ConfigurationError(
                 f"WizardCoder reads text only, but a {message.type} message has a {kind!r} content block. "
                 "Send its content as text instead."
             )

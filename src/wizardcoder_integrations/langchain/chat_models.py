@@ -64,20 +64,7 @@ class ChatWizardCoder(WizardCoderSettings, BaseChatModel):
     def _llm_type(self) -> str:
         return "wizardcoder-chat"
 
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return self.identifying_params()
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params.update(self.ls_extras(kwargs))  # type: ignore[typeddict-item]
-        return params
-
     # -- tokens -------------------------------------------------------------------------------------------
-    def get_token_ids(self, text: str) -> list[int]:
-        """Token ids of ``text`` under the model's own tokenizer (no BOS); over HTTP the server's ``/tokenize``."""
-        return self.token_ids(text)
-
     def get_num_tokens_from_messages(self, messages: list[BaseMessage],
                                      tools: Sequence[Any] | None = None) -> int:
         """Tokens of the whole rendered prompt (template, tools, BOS): what the model reads."""

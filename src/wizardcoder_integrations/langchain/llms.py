@@ -50,16 +50,7 @@ class WizardCoderLLM(WizardCoderSettings, BaseLLM):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {**self.identifying_params(), "raw": self.raw, "system": self.system}
-
-    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params.update(self.ls_extras(kwargs))  # type: ignore[typeddict-item]
-        return params
-
-    def get_token_ids(self, text: str) -> list[int]:
-        """Token ids of ``text`` under the model's own tokenizer (no BOS); over HTTP the server's ``/tokenize``."""
-        return self.token_ids(text)
+        return {**super()._identifying_params, "raw": self.raw, "system": self.system}
 
     # -- generation: one streaming primitive, everything else derived ------------------------------------
     def _stream(self, prompt: str, stop: list[str] | None = None,

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from wizardcoder_integrations.errors import ConfigurationError
-from wizardcoder_integrations.prompt import ChatMessage, extract_code, render_chat
+from wizardcoder_integrations.chat.loop import Attempt, Outcome, Step, adrive, drive, write_run_fix
+from wizardcoder_integrations.errors import ToolArgumentsError
 from wizardcoder_integrations.sandbox import ExecutionResult, Sandbox
 
 __all__ = [
@@ -30,8 +30,10 @@ __all__ = [
     "WriteRunResult",
     "error_summary",
     "format_execution",
+    "program_outcome",
     "repair_instruction",
     "task_instruction",
+    "with_tests",
 ]
 
 OUTPUT_CHARS = 2000
@@ -63,12 +65,12 @@ class ToolDefinition:
     args_schema: type[BaseModel]
 
     def validate(self, arguments: dict[str, Any]) -> BaseModel:
-        """Checked arguments, or a :class:`ConfigurationError` that names the tool and the problem."""
+        """Checked arguments, or a :class:`ToolArgumentsError` that names the tool and the problem."""
         try:
             return self.args_schema.model_validate(arguments)
         except ValidationError as e:
             problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'arguments'}: {err['msg']}" for err in e.errors())
-            raise ConfigurationError(f"Invalid arguments for tool {self.name!r}: {problems}.") from e
+            raise ToolArgumentsError(f"Invalid arguments for tool {self.name!r}: {problems}.") from e
 
 
 PYTHON_SANDBOX = ToolDefinition(
@@ -130,15 +132,19 @@ def repair_instruction(error: str) -> str:
     return REPAIR.format(error=error)
 
 
-@dataclass(frozen=True)
-class Round:
-    """One write-and-run attempt."""
+def program_outcome(result: ExecutionResult) -> Outcome:
+    """A sandbox run as the write-run-fix loop sees it: passed, output, and the error the model is shown."""
+    output = result.stdout + (result.stderr if not result.ok else "")
+    return Outcome(result.ok, output, None if result.ok else error_summary(result))
 
-    round: int
-    code: str
-    output: str
-    passed: bool
-    error: str | None
+
+def with_tests(code: str, tests: str | None) -> str:
+    """The program to run: the code, then the tests (if any)."""
+    return f"{code}\n\n{tests.strip()}\n" if tests and tests.strip() else code
+
+
+#: One write-and-run attempt (the shared loop's :class:`~wizardcoder_integrations.chat.loop.Attempt`).
+Round = Attempt
 
 
 @dataclass(frozen=True)
@@ -192,55 +198,35 @@ class WriteAndRunPython:
         self.on_round = on_round
         self.sampling = {"do_sample": False} if sampling is None else sampling
 
-    def _steps(self, args: WriteAndRunArgs) -> Generator[tuple[str, str], Any, WriteRunResult]:
-        """The write-run-fix loop as a coroutine of steps: yields ("write", prompt) and ("run", program), and is
-        sent back the reply text and the :class:`ExecutionResult`. One loop, driven sync or async."""
-        messages = [ChatMessage("user", task_instruction(args.task, args.tests))]
-        history: list[Round] = []
-        for n in range(1, args.max_rounds + 1):
-            reply = yield ("write", render_chat(messages))
-            code = extract_code(reply)
-            if code:
-                program = f"{code}\n\n{args.tests.strip()}\n" if args.tests and args.tests.strip() else code
-                result: ExecutionResult = yield ("run", program)
-                output = result.stdout + (result.stderr if not result.ok else "")
-                r = Round(n, code, output, result.ok, None if result.ok else error_summary(result))
-            else:
-                r = Round(n, "", "", False, "The reply contained no Python code. Reply with a ```python block.")
-            history.append(r)
-            if self.on_round is not None:
-                self.on_round(r)
-            if r.passed:
-                break
-            messages += [ChatMessage("assistant", reply), ChatMessage("user", repair_instruction(r.error or ""))]
+    def _steps(self, args: WriteAndRunArgs) -> Generator[Step, Any, list[Attempt]]:
+        return write_run_fix(task_instruction(args.task, args.tests), args.max_rounds, repair=REPAIR,
+                             on_attempt=self.on_round)
+
+    def _result(self, args: WriteAndRunArgs, history: list[Attempt]) -> WriteRunResult:
         last = history[-1]
         return WriteRunResult(args.task, last.code, last.output, last.passed, len(history), tuple(history))
 
     def run(self, **arguments: Any) -> WriteRunResult:
-        steps = self._steps(self.definition.validate(arguments))  # type: ignore[arg-type]
-        answer: Any = None
-        try:
-            while True:
-                kind, text = steps.send(answer)
-                if kind == "write":
-                    answer = self.engine.generate([text], raw=True, max_new_tokens=self.max_new_tokens,
-                                                  **self.sampling)[0].text
-                else:
-                    answer = self.sandbox.run(text, timeout=self.timeout_s)
-        except StopIteration as done:
-            return done.value
+        args: WriteAndRunArgs = self.definition.validate(arguments)  # type: ignore[assignment]
+
+        def write(prompt: str) -> str:
+            return self.engine.generate([prompt], raw=True, max_new_tokens=self.max_new_tokens,
+                                        **self.sampling)[0].text
+
+        def run(code: str) -> Outcome:
+            return program_outcome(self.sandbox.run(with_tests(code, args.tests), timeout=self.timeout_s))
+
+        return self._result(args, drive(self._steps(args), write, run))
 
     async def arun(self, **arguments: Any) -> WriteRunResult:
-        steps = self._steps(self.definition.validate(arguments))  # type: ignore[arg-type]
-        answer: Any = None
-        try:
-            while True:
-                kind, text = steps.send(answer)
-                if kind == "write":
-                    [result] = await self.engine.agenerate([text], raw=True, max_new_tokens=self.max_new_tokens,
-                                                           **self.sampling)
-                    answer = result.text
-                else:
-                    answer = await self.sandbox.arun(text, timeout=self.timeout_s)
-        except StopIteration as done:
-            return done.value
+        args: WriteAndRunArgs = self.definition.validate(arguments)  # type: ignore[assignment]
+
+        async def write(prompt: str) -> str:
+            [result] = await self.engine.agenerate([prompt], raw=True, max_new_tokens=self.max_new_tokens,
+                                                   **self.sampling)
+            return result.text
+
+        async def run(code: str) -> Outcome:
+            return program_outcome(await self.sandbox.arun(with_tests(code, args.tests), timeout=self.timeout_s))
+
+        return self._result(args, await adrive(self._steps(args), write, run))

@@ -21,7 +21,7 @@ except ImportError as e:  # pragma: no cover - exercised without the extra
 
 from pydantic import ConfigDict, Field
 
-from wizardcoder_integrations.errors import ConfigurationError, SandboxError
+from wizardcoder_integrations.errors import SandboxError, ToolArgumentsError
 
 __all__ = ["PythonSandboxTool", "WriteAndRunPythonTool"]
 
@@ -47,13 +47,13 @@ class PythonSandboxTool(BaseTool):
     def _run(self, code: str, timeout_s: float = 10.0, run_manager: Any = None) -> str:
         try:
             return self._core().run(code=code, timeout_s=timeout_s)
-        except (ConfigurationError, SandboxError) as e:
+        except (ToolArgumentsError, SandboxError) as e:
             raise ToolException(str(e)) from e
 
     async def _arun(self, code: str, timeout_s: float = 10.0, run_manager: Any = None) -> str:
         try:
             return await self._core().arun(code=code, timeout_s=timeout_s)
-        except (ConfigurationError, SandboxError) as e:
+        except (ToolArgumentsError, SandboxError) as e:
             raise ToolException(str(e)) from e
 
 
@@ -80,12 +80,12 @@ class WriteAndRunPythonTool(BaseTool):
     def _run(self, task: str, tests: str | None = None, max_rounds: int = 3, run_manager: Any = None) -> str:
         try:
             return self._core().run(task=task, tests=tests, max_rounds=max_rounds).to_text()
-        except (ConfigurationError, SandboxError) as e:
+        except (ToolArgumentsError, SandboxError) as e:
             raise ToolException(str(e)) from e
 
     async def _arun(self, task: str, tests: str | None = None, max_rounds: int = 3,
                     run_manager: Any = None) -> str:
         try:
             return (await self._core().arun(task=task, tests=tests, max_rounds=max_rounds)).to_text()
-        except (ConfigurationError, SandboxError) as e:
+        except (ToolArgumentsError, SandboxError) as e:
             raise ToolException(str(e)) from e

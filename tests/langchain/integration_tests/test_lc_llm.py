@@ -14,9 +14,9 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import PromptTemplate
 
+from wizardcoder_integrations.chat import format_instruction
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError
 from wizardcoder_integrations.langchain import WizardCoderLLM
-from wizardcoder_integrations.prompt import format_instruction
 from wizardcoder_integrations.standin.tasks import CODE_TASKS
 
 pytestmark = pytest.mark.slow

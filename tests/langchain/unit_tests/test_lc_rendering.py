@@ -26,7 +26,8 @@ from wizardcoder_integrations.chat.reply import ReplyBuilder
 from wizardcoder_integrations.chat.template import PREAMBLE
 from wizardcoder_integrations.chat.toolcalls import ToolCallStream, normalize_tool_choice
 from wizardcoder_integrations.chat.types import InvalidToolCall, ParsedToolCall
-from wizardcoder_integrations.errors import ConfigurationError, GenerationError
+from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta
+from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.langchain import ChatWizardCoder, WizardCoderLLM
 from wizardcoder_integrations.langchain._tools import to_tool_specs
 from wizardcoder_integrations.langchain.chat_models import _ReplyChunks
@@ -101,7 +102,7 @@ def test_json_answers_start_inside_the_object(chat: ChatWizardCoder) -> None:
 def test_non_text_content_is_refused_with_a_clear_error(chat: ChatWizardCoder) -> None:
     image = HumanMessage([{"type": "text", "text": "What is this?"},
                           {"type": "image", "base64": "AAAA", "mime_type": "image/png"}])
-    with pytest.raises(GenerationError, match="text only"):
+    with pytest.raises(ConfigurationError, match="text only"):
         _render(chat, [image])
 
 
@@ -260,9 +261,14 @@ def test_tool_call_stream_splits_prose_and_calls_across_any_piece_boundaries() -
         stream = ToolCallStream(["f"])
         parts = [p for i in range(0, len(reply), size) for p in stream.feed(reply[i:i + size])]
         parts += stream.close()
-        prose = "".join(p for p in parts if isinstance(p, str))
+        prose = [p for p in parts if isinstance(p, str)]
         calls = [p for p in parts if not isinstance(p, str)]
-        assert prose == "Let me look.\nDone.", size
+        assert "".join(prose) == "Let me look.Done.", size  # whitespace around calls is dropped
+        builder = ReplyBuilder("", ["f"])
+        for i in range(0, len(reply), size):
+            builder.feed(StreamDelta(reply[i:i + size], ()))
+        builder.feed(GenerationResult(reply, 1, 1, "stop", (), None, 0.0, 0.0))
+        assert builder.reply is not None and builder.reply.text == "Let me look.\nDone.", size
         assert isinstance(calls[0], ParsedToolCall) and calls[0].arguments == {"x": 1}
         assert isinstance(calls[1], InvalidToolCall) and "not valid JSON" in calls[1].error
 
