@@ -6,13 +6,19 @@ Builds synthetic GPTQ checkpoints in TheBloke's format (``main``: 4-bit group 12
 1. the device's copy bandwidth, and from it the int4 decode floor (bytes every token must read);
 2. correctness on the trained stand-in: fast path == eager path, greedy tokens of the 40 code tasks, and
    JSON answers decoded under a schema's grammar (constrained decoding) valid on both paths;
-3. the seed card's path: transformers + optimum + gptqmodel, eager ``generate`` (batch 1);
-4. our path through ``Engine.load(..., backend="fast")``: batch-1 decode tok/s, time to first token for a
-   1,000-token prompt, aggregate tok/s of 32 concurrent requests (LangChain ``agenerate`` when the adapter
-   imports, else 32 concurrent ``Engine.agenerate`` calls), peak GPU memory;
-5. the act-order branch through the fast path (batch-1 decode, TTFT).
+3. our path through ``Engine.load(..., backend="fast")``: batch-1 decode tok/s, time to first token for a
+   1,000-token prompt, aggregate tok/s of 32 and 64 concurrent requests (LangChain ``agenerate`` when the
+   adapter imports, else concurrent ``Engine.agenerate`` calls), the batched sampler's device time, an agent's
+   follow-up turn whose first 1,500 tokens are in the prefix cache (TTFT hit vs. miss, greedy tokens equal),
+   peak GPU memory;
+4. the act-order branch through the fast path (batch-1 decode, TTFT);
+5. the seed card's path: transformers + optimum + gptqmodel, eager ``generate`` (batch 1), once per gptqmodel
+   backend (auto-selected, Marlin, Triton; each kernel class recorded), each in a child process with a time
+   limit; the headline ratio is against the fastest.
 
-Writes ``bench/results/gpu-<card>-<date>.json`` (and a copy under ``$OUT`` when set) and prints a table.
+A phase that fails records its error and the run goes on; the script then exits non-zero.
+
+Writes ``bench/results/gpu-<card>-<date>-<HHMM>.json`` (and a copy under ``$OUT`` when set) and prints a table.
 The synthetic weights are random (codes 1..15 around the symmetric zero point 8, so activations stay finite
 through 40 layers): speed does not depend on their values. The EOS row of ``lm_head`` is zero so that random
 logits never end a completion early (every run generates its full token count).
@@ -50,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 OUT = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
 BUDGET_S = float(os.environ.get("BENCH_BUDGET_S", "420"))  # optional phases are skipped past this
+DEADLINE_S = float(os.environ.get("BENCH_DEADLINE_S", "560"))  # the card-path baselines share what is left
 SCRATCH = Path(os.environ.get("BENCH_SCRATCH", tempfile.gettempdir())) / "wizardcoder-gpu-bench"
 ACT_BRANCH = "gptq-4bit-32g-actorder_True"
 SHAPE_13B: dict[str, Any] = {
@@ -269,6 +276,14 @@ def standin_check(record: dict[str, Any]) -> None:
         got_fast = fast.generate(prompts, do_sample=False)
         singles = [fast.generate([p], do_sample=False)[0] for p in prompts[:5]]
         constrained = {name: constrained_json_check(engine) for name, engine in (("fast", fast), ("eager", eager))}
+        history = "".join(f"{t.instruction}\n{t.response}\n" for t in CODE_TASKS[:6])
+        turns = [f"{history}{t.instruction}" for t in CODE_TASKS[6:16]]
+        uncached = []
+        for p in turns:  # each turn from scratch, then each again after the history is cached
+            fast.backend.cache.pool.clear()
+            uncached.append(fast.generate([p], do_sample=False, max_new_tokens=64)[0].token_ids)
+        hits_before = fast.backend.cache.pool.stats.hit_tokens
+        cached = [fast.generate([p], do_sample=False, max_new_tokens=64)[0].token_ids for p in turns]
         record[branch] = {
             "tasks": len(prompts),
             "fast_equals_eager_tokens": sum(a.token_ids == b.token_ids for a, b in zip(got_eager, got_fast,
@@ -280,6 +295,9 @@ def standin_check(record: dict[str, Any]) -> None:
             "batched_equals_single": sum(a.token_ids == b.token_ids for a, b in zip(singles, got_fast[:5],
                                                                                    strict=False)),
             "constrained_json": constrained,
+            "prefix_cache_turns": len(turns),
+            "prefix_cache_equal_tokens": sum(a == b for a, b in zip(uncached, cached, strict=True)),
+            "prefix_cache_hit_tokens": fast.backend.cache.pool.stats.hit_tokens - hits_before,
             "fast_backend": fast.backend.name, "eager_kernel": type(
                 eager.loaded.model.model.layers[0].self_attn.q_proj).__name__,
         }
@@ -314,18 +332,26 @@ def constrained_json_check(engine: Any) -> dict[str, Any]:
     return {"valid": sum(valid(r.text) for r in runs), "of": len(runs), "unconstrained_valid": valid(free.text)}
 
 
-def baseline(record: dict[str, Any], directory: Path, prompt_ids: list[int]) -> None:
-    """The seed card's path: transformers + optimum + gptqmodel, eager ``generate``, batch 1."""
+CARD_BACKENDS = {"triton": 150.0, "marlin": 300.0, "auto": 200.0}  # gptqmodel backend -> time limit (s)
+
+
+def card_path(directory: Path, backend: str, prompt_ids: list[int]) -> dict[str, Any]:
+    """The seed card's path: transformers + optimum + gptqmodel with one gptqmodel backend ("auto" lets
+    gptqmodel choose), eager ``generate``, batch 1. Runs in its own process (see :func:`card_paths`)."""
     from transformers import AutoModelForCausalLM, GPTQConfig
 
+    record: dict[str, Any] = {"backend_asked": backend}
     torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
+    options = {} if backend == "auto" else {"backend": backend}
     model = AutoModelForCausalLM.from_pretrained(
         str(directory), dtype=torch.float16, device_map={"": "cuda"},
-        quantization_config=GPTQConfig(bits=4, group_size=128, desc_act=False, sym=True, backend="triton"))
+        quantization_config=GPTQConfig(bits=4, group_size=128, desc_act=False, sym=True, **options))
     model.eval()
     record["load_s"] = round(time.perf_counter() - started, 1)
-    record["kernel"] = type(model.model.layers[0].self_attn.q_proj).__name__
+    linear = model.model.layers[0].self_attn.q_proj
+    record["kernel"] = type(linear).__name__
+    record["kernel_module"] = type(linear).__module__
     ids = torch.tensor([prompt_ids], device="cuda")
 
     def run(n: int, model: Any = model) -> float:
@@ -339,17 +365,55 @@ def baseline(record: dict[str, Any], directory: Path, prompt_ids: list[int]) -> 
         assert out.shape[1] - ids.shape[1] == n
         return time.perf_counter() - t
 
-    run(4)  # compiles gptqmodel's Triton kernel
+    started = time.perf_counter()
+    run(4)  # compiles the backend's kernels on first use
+    record["first_generate_s"] = round(time.perf_counter() - started, 1)
     short, long = 8, 72
     t_short = min(run(short) for _ in range(2))
     t_long = run(long)
     record.update(prompt_tokens=len(prompt_ids), decode_tok_s=round((long - short) / (t_long - t_short), 2),
                   end_to_end_tok_s=round(long / t_long, 2), t_long_s=round(t_long, 3),
                   peak_memory_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2))
-    log(f"baseline: {record}")
-    del model
-    gc.collect()
-    torch.cuda.empty_cache()
+    return record
+
+
+def card_paths(record: dict[str, Any], directory: Path, prompt_ids: list[int], deadline_s: float) -> None:
+    """Every gptqmodel backend of the card's path, each in a child process with a time limit (Marlin compiles
+    its CUDA kernels on first use); what did not finish in time is recorded as such."""
+    import subprocess
+
+    for backend, cap in CARD_BACKENDS.items():
+        limit = min(cap, deadline_s - elapsed())
+        if limit < 30:
+            record[backend] = {"not_run": f"no time left ({deadline_s:.0f}s deadline)"}
+            continue
+        log(f"card path {backend} (limit {limit:.0f}s)")
+        started = time.perf_counter()
+        try:
+            done = subprocess.run([sys.executable, __file__, "--card-path", str(directory), backend,
+                                   json.dumps(prompt_ids)], capture_output=True, text=True, timeout=limit)
+        except subprocess.TimeoutExpired as e:
+            tail = (e.stdout or b"")[-1500:] if isinstance(e.stdout, bytes) else (e.stdout or "")[-1500:]
+            record[backend] = {"timed_out_s": round(limit, 1), "log_tail": str(tail)}
+            continue
+        lines = [ln for ln in done.stdout.splitlines() if ln.startswith("CARD_PATH_JSON ")]
+        if done.returncode != 0 or not lines:
+            chosen = re.findall(r"nn_modules/qlinear/(\w+)\.py", done.stderr)
+            failure = {"exit": done.returncode, "stderr_tail": done.stderr[-3000:],
+                       "kernel_module": chosen[-1] if chosen else None}
+            if "urlopen error" in done.stderr or "name resolution" in done.stderr:
+                # gptqmodel fetches sources (CUTLASS for Machete) on first use; this machine has no network
+                failure["unavailable_offline"] = "the selected kernel downloads its sources on first use"
+            else:
+                failure["error"] = f"exit {done.returncode}"
+            record[backend] = failure
+        else:
+            record[backend] = json.loads(lines[-1].removeprefix("CARD_PATH_JSON "))
+        record[backend]["wall_s"] = round(time.perf_counter() - started, 1)
+        log(f"card path {backend}: {record[backend]}")
+    errors = [b for b, r in record.items() if isinstance(r, dict) and "error" in r]
+    if errors:
+        raise RuntimeError(f"card path failed for {errors}")
 
 
 def dense_baseline(record: dict[str, Any], directory: Path, prompt_ids: list[int]) -> None:
@@ -532,6 +596,73 @@ async def concurrent(engine: Any, prompts: list[str], new_tokens: int, langchain
             "aggregate_tok_s": round(completion / wall, 1)}
 
 
+def sampler_cost(engine: Any, rows: int = 32, repeats: int = 50) -> dict[str, Any]:
+    """Device time of one batched sampling call (card settings, and greedy) on [rows, V] logits."""
+    from wizardcoder_integrations.engine.params import SamplingParams
+    from wizardcoder_integrations.engine.sampling import BatchSettings, sample
+
+    vocab, dev = engine.backend.vocab_size, torch.device("cuda")
+    logits = torch.randn((rows, vocab), device=dev, dtype=torch.float16) * 3
+    seen = torch.rand((rows, vocab), device=dev) < 0.01
+    counts = torch.zeros((rows, vocab), dtype=torch.int32, device=dev)
+    steps = list(range(rows))
+    out = {}
+    for name, params in (("card", SamplingParams()), ("greedy", SamplingParams(do_sample=False)),
+                         ("card_logprobs5", SamplingParams(logprobs=5, presence_penalty=0.5))):
+        settings = BatchSettings.build([params] * rows, list(range(rows)), vocab, dev)
+        for _ in range(3):
+            sample(logits, settings, seen=seen, counts=counts, steps=steps)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(repeats):
+            sample(logits, settings, seen=seen, counts=counts, steps=steps)
+        end.record()
+        end.synchronize()
+        out[f"{name}_us"] = round(1e3 * start.elapsed_time(end) / repeats, 1)
+    return {"rows": rows, **out}
+
+
+def prefix_hit(engine: Any, prefix_tokens: int = 1500, repeats: int = 5) -> dict[str, Any]:
+    """An agent's follow-up turn: the first ``prefix_tokens`` tokens were sent before. Time to first token
+    with the prefix cached vs. not, and greedy tokens with and without the cache."""
+    pool = engine.backend.cache.pool
+    prefix = prompt_of(engine, prefix_tokens, seed=11)
+    tails = [f"\n### Instruction:\nTurn {i}: fix the failing test number {i * 7}.\n\n### Response:"
+             for i in range(repeats + 2)]
+    engine.generate([prefix + tails[0]], raw=True, do_sample=False, max_new_tokens=1)  # the earlier turn
+    before = pool.stats.hit_tokens
+    hit = [engine.generate([prefix + t], raw=True, do_sample=False, max_new_tokens=1)[0].time_to_first_token_s
+           for t in tails[1: repeats + 1]]
+    hit_tokens = (pool.stats.hit_tokens - before) // repeats
+    def clear() -> None:  # once the last request's row has left (the worker releases its pages)
+        while engine.scheduler.running:
+            time.sleep(0.001)
+        pool.clear()
+
+    miss = []
+    for t in tails[1: repeats + 1]:
+        clear()
+        miss.append(engine.generate([prefix + t], raw=True, do_sample=False, max_new_tokens=1)[0].time_to_first_token_s)
+    clear()
+    cold = engine.generate([prefix + tails[-1]], raw=True, do_sample=False, max_new_tokens=48, logprobs=1)[0]
+    warm = engine.generate([prefix + tails[-1]], raw=True, do_sample=False, max_new_tokens=48, logprobs=1)[0]
+    same = next((i for i, (a, b) in enumerate(zip(cold.token_ids, warm.token_ids, strict=True)) if a != b),
+                len(cold.token_ids))
+    assert cold.logprobs is not None and warm.logprobs is not None
+    drift = max(abs(a.logprob - b.logprob) for a, b in zip(cold.logprobs[:same], warm.logprobs[:same],
+                                                             strict=True)) if same else None
+    return {"greedy_tokens_equal_before_divergence": same, "greedy_tokens_compared": len(cold.token_ids),
+            "max_logprob_difference_before_divergence": drift,
+            "note": "random synthetic weights: near-tied logits; the cached tail runs the M<=128 int4 kernel "
+                    "where the uncached prompt runs the dense GEMM, so rounding differs",
+            "prompt_tokens": len(engine.tokenize(prefix + tails[1])), "cached_tokens_per_hit": hit_tokens,
+            "ttft_hit_ms_median": round(1e3 * statistics.median(hit), 2),
+            "ttft_hit_ms_all": [round(1e3 * t, 2) for t in hit],
+            "ttft_miss_ms_median": round(1e3 * statistics.median(miss), 2),
+            "greedy_tokens_equal_with_and_without_cache": cold.token_ids == warm.token_ids,
+            "stats": engine.stats}
+
+
 def ours(record: dict[str, Any], directory: Path, max_batch_size: int, full: bool) -> None:
     from wizardcoder_integrations.engine import Engine
 
@@ -573,6 +704,16 @@ def ours(record: dict[str, Any], directory: Path, max_batch_size: int, full: boo
         record["concurrent32"]["new_tokens_each"] = 256
         record["concurrent32"]["sampling"] = "card defaults (temperature 0.7, top_p 0.95, top_k 40, rep. 1.1)"
         log(f"concurrent: {record['concurrent32']}")
+        prompts64 = [prompt_of(engine, 100 + 10 * i, seed=i) for i in range(64)]
+        record["concurrent64"] = asyncio.run(concurrent(engine, prompts64, 256))
+        record["concurrent64"]["prompt_tokens_range"] = [len(engine.tokenize(prompts64[0])),
+                                                         len(engine.tokenize(prompts64[-1]))]
+        log(f"concurrent 64: {record['concurrent64']}")
+        record["sampler"] = sampler_cost(engine)
+        log(f"sampler: {record['sampler']}")
+        record["prefix_cache"] = prefix_hit(engine)
+        log(f"prefix cache: {record['prefix_cache']}")
+        record["engine_stats"] = engine.stats
     record["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     record["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 2**30, 2)
     engine.close()
@@ -589,7 +730,7 @@ def main() -> int:
     info = machine()
     card = re.sub(r"[^a-z0-9]+", "-", info["gpu"].lower().replace("nvidia", "")).strip("-")
     date = datetime.now(UTC)
-    RESULT.update(file=f"gpu-{card}-{date:%Y-%m-%d}.json", date=date.isoformat(timespec="seconds"), machine=info)
+    RESULT.update(file=f"gpu-{card}-{date:%Y-%m-%d-%H%M}.json", date=date.isoformat(timespec="seconds"), machine=info)
     SCRATCH.mkdir(parents=True, exist_ok=True)
     log(f"machine: {info}")
 
@@ -607,19 +748,14 @@ def main() -> int:
         bw = RESULT["phases"]["bandwidth"].get("copy_bytes_per_s")
         if bw:
             rec["floor_tok_s"] = round(bw / rec["read_per_token_bytes"], 1)
-    with phase("baseline_main") as rec:
-        from transformers import AutoTokenizer
+    from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(str(dirs["main"]))
-        from wizardcoder_integrations.standin.tasks import CODE_TASKS
+    from wizardcoder_integrations.standin.tasks import CODE_TASKS
 
-        ids = tok("\n".join(t.instruction for t in CODE_TASKS[:6]))["input_ids"][:100]
-        baseline(rec, dirs["main"], ids)
-    with phase("dense_eager_main") as rec:
-        dense_baseline(rec, dirs["main"], ids)
+    ids = AutoTokenizer.from_pretrained(str(tokenizer_dir))("\n".join(t.instruction for t in CODE_TASKS[:6]))[
+        "input_ids"][:100]
     with phase("fast_main") as rec:
         ours(rec, dirs["main"], max_batch_size=64, full=True)
-    shutil.rmtree(dirs["main"], ignore_errors=True)
     with phase("checkpoint_actorder", optional=True) as rec:
         if "skipped" not in rec:
             rec.update(write_checkpoint(dirs[ACT_BRANCH], *BRANCHES[ACT_BRANCH], tokenizer_dir, seed=2))
@@ -630,55 +766,117 @@ def main() -> int:
         if "skipped" not in rec and dirs[ACT_BRANCH].is_dir():
             ours(rec, dirs[ACT_BRANCH], max_batch_size=1, full=False)
     shutil.rmtree(dirs[ACT_BRANCH], ignore_errors=True)
+    with phase("dense_eager_main", optional=True) as rec:
+        if "skipped" not in rec:
+            dense_baseline(rec, dirs["main"], ids)
+    with phase("card_path_main") as rec:
+        card_paths(rec, dirs["main"], ids, DEADLINE_S)
+    shutil.rmtree(dirs["main"], ignore_errors=True)
     summarize()
     save()
+    failed = [name for name, rec in RESULT["phases"].items() if "error" in rec]
+    if failed:
+        print(f"phases with errors: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 
 def summarize() -> None:
     p = RESULT["phases"]
     floor = p.get("checkpoint_main", {}).get("floor_tok_s")
-    base = p.get("baseline_main", {}).get("decode_tok_s")
+    act_floor = p.get("checkpoint_actorder", {}).get("floor_tok_s")
     fast = p.get("fast_main", {})
     b1 = fast.get("batch1", {}).get("decode_tok_s")
+    act = p.get("fast_actorder", {}).get("batch1", {}).get("decode_tok_s")
     ttft_ms = fast.get("ttft_1k", {}).get("ttft_ms_median")
-    agg = fast.get("concurrent32", {}).get("aggregate_tok_s")
+    agg32 = fast.get("concurrent32", {}).get("aggregate_tok_s")
+    agg64 = fast.get("concurrent64", {}).get("aggregate_tok_s")
+    prefix = fast.get("prefix_cache", {})
+    cards = {b: r for b, r in p.get("card_path_main", {}).items() if isinstance(r, dict) and "decode_tok_s" in r}
+    best = max(cards, key=lambda b: cards[b]["decode_tok_s"], default=None)
+    best_tok_s = cards[best]["decode_tok_s"] if best else None
+    h200 = "H200" in RESULT["machine"]["gpu"]
+    standin = p.get("standin_correctness", {})
     checks = {
-        "batch1_at_least_half_of_floor": None if not (b1 and floor) else b1 >= 0.5 * floor,
-        "batch1_at_least_5x_card_path": None if not (b1 and base) else b1 >= 5 * base,
-        "concurrent32_at_least_3000_tok_s": None if agg is None else agg >= 3000,
-        "ttft_1k_at_most_60_ms": None if ttft_ms is None else ttft_ms <= 60,
+        "batch1_at_least_75pct_of_floor": None if not (b1 and floor) else b1 >= 0.75 * floor,
+        "actorder_at_least_65pct_of_floor": None if not (act and act_floor) else act >= 0.65 * act_floor,
+        f"concurrent32_at_least_{8000 if h200 else 5500}_tok_s": None if agg32 is None else agg32 >= (
+            8000 if h200 else 5500),
+        "prefix_hit_ttft_at_most_15_ms": None if not prefix.get("ttft_hit_ms_median") else (
+            prefix["ttft_hit_ms_median"] <= 15),
+        "prefix_cache_greedy_tokens_equal_on_standin": None if not standin else all(
+            standin.get(b, {}).get("prefix_cache_turns") is not None
+            and standin.get(b, {}).get("prefix_cache_equal_tokens") == standin.get(b, {}).get("prefix_cache_turns")
+            for b in BRANCHES),
+        "fast_equals_eager_on_standin": None if not standin else all(
+            standin.get(b, {}).get("fast_equals_eager_tokens") == standin.get(b, {}).get("tasks") for b in BRANCHES),
     }
     RESULT["summary"] = {
         "card": RESULT["machine"]["gpu"], "copy_tb_s": p.get("bandwidth", {}).get("copy_tb_s"),
-        "floor_tok_s": floor, "card_path_tok_s": base,
-        "dense_eager_tok_s": p.get("dense_eager_main", {}).get("decode_tok_s"), "fast_batch1_tok_s": b1,
+        "floor_tok_s": floor, "fast_batch1_tok_s": b1,
         "fast_batch1_vs_floor": None if not (b1 and floor) else round(b1 / floor, 3),
-        "fast_vs_card_path": None if not (b1 and base) else round(b1 / base, 1),
-        "ttft_1k_ms": ttft_ms, "concurrent32_tok_s": agg,
+        "graph_step_tok_s_b1": fast.get("graph_tok_s_b1"),
+        "ttft_1k_ms": ttft_ms, "concurrent32_tok_s": agg32,
         "concurrent32_engine_tok_s": fast.get("concurrent32_engine", {}).get("aggregate_tok_s"),
+        "concurrent64_tok_s": agg64,
+        "prefix_hit_ttft_ms": prefix.get("ttft_hit_ms_median"),
+        "prefix_miss_ttft_ms": prefix.get("ttft_miss_ms_median"),
+        "prefix_cached_tokens": prefix.get("cached_tokens_per_hit"),
+        "sampler_us_b32": fast.get("sampler"),
+        "card_path_tok_s": {b: r.get("decode_tok_s") for b, r in p.get("card_path_main", {}).items()
+                            if isinstance(r, dict)},
+        "card_path_kernels": {b: r.get("kernel") for b, r in cards.items()},
+        "card_path_not_finished": {b: next((f"{k}: {r[k]}" for k in ("unavailable_offline", "timed_out_s", "error",
+                                                                     "not_run") if k in r), None)
+                                   + (f" ({r['kernel_module']})" if r.get("kernel_module") else "")
+                                   for b, r in p.get("card_path_main", {}).items()
+                                   if isinstance(r, dict) and "decode_tok_s" not in r},
+        "card_path_best_tok_s": best_tok_s,
+        "card_path_best_backend": None if best is None else f"{best} ({cards[best]['kernel']})",
+        "fast_vs_card_best": None if not (b1 and best_tok_s) else round(b1 / best_tok_s, 1),
+        "dense_eager_tok_s": p.get("dense_eager_main", {}).get("decode_tok_s"),
         "peak_memory_gib": fast.get("peak_memory_gib"),
-        "actorder_batch1_tok_s": p.get("fast_actorder", {}).get("batch1", {}).get("decode_tok_s"),
-        "actorder_floor_tok_s": p.get("checkpoint_actorder", {}).get("floor_tok_s"),
-        "standin_constrained_json": {b: p.get("standin_correctness", {}).get(b, {}).get("constrained_json")
-                                     for b in BRANCHES},
+        "actorder_batch1_tok_s": act, "actorder_floor_tok_s": act_floor,
+        "actorder_vs_floor": None if not (act and act_floor) else round(act / act_floor, 3),
+        "standin_fast_equals_eager": {b: standin.get(b, {}).get("fast_equals_eager_tokens") for b in BRANCHES},
+        "standin_prefix_cache_equal_turns": {b: standin.get(b, {}).get("prefix_cache_equal_tokens")
+                                             for b in BRANCHES},
+        "synthetic_prefix_cache_tokens_equal": None if not prefix else (
+            f"{prefix.get('greedy_tokens_equal_before_divergence')}/{prefix.get('greedy_tokens_compared')}"),
+        "standin_constrained_json": {b: standin.get(b, {}).get("constrained_json") for b in BRANCHES},
+        "phase_errors": [name for name, rec in p.items() if "error" in rec],
         "checks": checks,
     }
     s = RESULT["summary"]
     rows = [("card", s["card"]), ("copy bandwidth (TB/s, read+write)", s["copy_tb_s"]),
-            ("int4 decode floor (tok/s)", s["floor_tok_s"]), ("card's path, batch 1 (tok/s)", s["card_path_tok_s"]),
-            ("dense-fp16 eager generate, batch 1 (tok/s)", s["dense_eager_tok_s"]),
+            ("int4 decode floor (tok/s)", s["floor_tok_s"]),
             ("fast path, batch 1 (tok/s)", s["fast_batch1_tok_s"]), ("  / floor", s["fast_batch1_vs_floor"]),
-            ("  / card's path", s["fast_vs_card_path"]), ("TTFT, 1k-token prompt (ms)", s["ttft_1k_ms"]),
+            ("card's path per gptqmodel backend (tok/s)", s["card_path_tok_s"]),
+            ("  best", s["card_path_best_backend"]), ("fast / best card path", s["fast_vs_card_best"]),
+            ("TTFT, 1k-token prompt (ms)", s["ttft_1k_ms"]),
+            ("TTFT, follow-up with 1.5k cached (ms)", s["prefix_hit_ttft_ms"]),
+            ("  same prompt, nothing cached (ms)", s["prefix_miss_ttft_ms"]),
             ("32 concurrent, aggregate (tok/s)", s["concurrent32_tok_s"]),
             ("  same through Engine.agenerate (tok/s)", s["concurrent32_engine_tok_s"]),
+            ("64 concurrent, aggregate (tok/s)", s["concurrent64_tok_s"]),
+            ("sampler, 32 rows (us)", s["sampler_us_b32"]),
             ("peak GPU memory (GiB)", s["peak_memory_gib"]),
-            ("act-order 32g, batch 1 (tok/s)", s["actorder_batch1_tok_s"]),
-            ("stand-in JSON under grammar, valid", s["standin_constrained_json"])]
+            ("act-order 32g, batch 1 (tok/s)", s["actorder_batch1_tok_s"]), ("  / floor", s["actorder_vs_floor"]),
+            ("stand-in fast == eager", s["standin_fast_equals_eager"]),
+            ("stand-in prefix cache: equal turns of 10", s["standin_prefix_cache_equal_turns"]),
+            ("synthetic prefix cache: equal greedy tokens", s["synthetic_prefix_cache_tokens_equal"]),
+            ("card paths not finished", s["card_path_not_finished"]),
+            ("stand-in JSON under grammar, valid", s["standin_constrained_json"]),
+            ("phases with errors", s["phase_errors"])]
     rows += [(f"check: {k}", v) for k, v in checks.items()]
     width = max(len(k) for k, _ in rows)
     print("\n" + "\n".join(f"{k:<{width}}  {v}" for k, v in rows), flush=True)
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--card-path"]:  # one card-path baseline, in its own process (see card_paths)
+        sys.path.insert(0, str(ROOT / "src"))
+        outcome = card_path(Path(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]))
+        print("CARD_PATH_JSON " + json.dumps(outcome), flush=True)
+        raise SystemExit(0)
     raise SystemExit(main())

@@ -9,7 +9,7 @@ import torch
 
 from wizardcoder_integrations.engine import sampling
 from wizardcoder_integrations.engine.params import SamplingParams
-from wizardcoder_integrations.engine.sampling import BatchSettings, process_logits, sample, uniform_noise
+from wizardcoder_integrations.engine.sampling import BatchSettings, process_logits, row_keys, sample, uniform_noise
 from wizardcoder_integrations.errors import ConfigurationError
 
 V = 50
@@ -68,7 +68,7 @@ def test_greedy_rows_take_the_processed_argmax_and_the_logits_are_not_written() 
     before = logits.clone()
     seen, counts = _state(2, [[], []], [[], []])
     out = sample(logits, BatchSettings.build(params, [0, 0], V, CPU), seen=seen, counts=counts,
-                 steps=torch.zeros(2, dtype=torch.long))
+                 steps=[0, 0])
     assert out.tokens.tolist() == [11, int(torch.argmax(logits[1]))]
     assert torch.equal(logits, before)
 
@@ -80,7 +80,7 @@ def test_grammar_mask_is_obeyed_by_greedy_and_sampled_rows() -> None:
     seen, counts = _state(2, [[], []], [[], []])
     for step in range(20):
         out = sample(_logits(2, seed=step), BatchSettings.build(params, [step, step], V, CPU), seen=seen,
-                     counts=counts, steps=torch.full((2,), step), allowed=allowed)
+                     counts=counts, steps=[step] * 2, allowed=allowed)
         assert set(out.tokens.tolist()) <= {4, 17}
 
 
@@ -88,7 +88,7 @@ def _draw_rows(params: SamplingParams, logits_row: torch.Tensor, seeds: list[int
     rows = len(seeds)
     seen, counts = _state(rows, [[]] * rows, [[]] * rows)
     out = sample(logits_row.expand(rows, V), BatchSettings.build([params] * rows, seeds, V, CPU), seen=seen,
-                 counts=counts, steps=torch.full((rows,), step))
+                 counts=counts, steps=[step] * rows)
     return out.tokens.tolist()
 
 
@@ -99,11 +99,11 @@ def test_a_seeded_row_draws_the_same_token_alone_or_in_any_batch() -> None:
     seeds = [101, 7, 2**40 + 3, -5, 2**70, 0, 1, 999]
     for step in (0, 1, 57):
         batched = sample(logits, BatchSettings.build([p] * 8, seeds, V, CPU), seen=seen, counts=counts,
-                         steps=torch.full((8,), step)).tokens.tolist()
+                         steps=[step] * 8).tokens.tolist()
         alone = [_draw_rows(p, logits[i], [seeds[i]], step)[0] for i in range(8)]
         assert batched == alone
     shuffled = sample(logits.flip(0), BatchSettings.build([p] * 8, seeds[::-1], V, CPU), seen=seen,
-                      counts=counts, steps=torch.full((8,), 57)).tokens.tolist()
+                      counts=counts, steps=[57] * 8).tokens.tolist()
     assert shuffled[::-1] == batched
 
 
@@ -141,7 +141,7 @@ def test_the_top_k_slice_and_the_full_sort_choose_the_same_tokens(monkeypatch: p
     full = BatchSettings.build(params, [1, 2, 3, 4], V, CPU)
     assert fast.slice_k == 40 and full.slice_k == 0
     for step in range(30):
-        steps = torch.full((4,), step)
+        steps = [step] * 4
         a = sample(logits, fast, seen=seen, counts=counts, steps=steps).tokens
         b = sample(logits, full, seen=seen, counts=counts, steps=steps).tokens
         assert torch.equal(a, b)
@@ -153,7 +153,7 @@ def test_logprobs_are_the_processed_distribution_and_ordered() -> None:
     logits = _logits(3, seed=4)
     seen, counts = _state(3, [[1, 1], [], [2]], [[3], [], []])
     settings = BatchSettings.build(params, [5, 6, 7], V, CPU)
-    out = sample(logits, settings, seen=seen, counts=counts, steps=torch.zeros(3, dtype=torch.long))
+    out = sample(logits, settings, seen=seen, counts=counts, steps=[0, 0, 0])
     assert out.logprob is not None and out.top_ids is not None and out.top_logprobs is not None
     full = torch.log_softmax(process_logits(logits, settings, seen=seen, counts=counts, allowed=None), dim=-1)
     assert torch.allclose(full.exp().sum(-1), torch.ones(3))
@@ -167,11 +167,19 @@ def test_logprobs_are_the_processed_distribution_and_ordered() -> None:
 
 def test_uniform_noise_is_in_range_and_spread() -> None:
     ids = torch.arange(4096).expand(3, 4096)
-    u = uniform_noise(torch.tensor([0, 1, -(2**63)]), torch.tensor([0, 0, 5]), ids)
+    keys = torch.tensor(row_keys([0, 1, -(2**63)], [0, 0, 5]))
+    u = uniform_noise(keys, ids)
     assert ((u > 0) & (u < 1)).all()
     assert abs(u.mean().item() - 0.5) < 0.01
     assert not torch.equal(u[0], u[1])
-    assert torch.equal(u, uniform_noise(torch.tensor([0, 1, -(2**63)]), torch.tensor([0, 0, 5]), ids))
+    assert row_keys([7, 7], [3, 4])[0] != row_keys([7, 7], [3, 4])[1]
+    assert row_keys([2**64 + 7], [3]) == row_keys([7], [3])  # seeds are taken modulo 2**64
+
+
+def test_the_host_hash_is_the_device_hash() -> None:
+    values = [0, 1, 12345, 2**31, 2**32 - 1]
+    got = sampling._mix32(torch.tensor(values)).tolist()
+    assert got == [sampling._mix32_int(v) for v in values]
 
 
 @pytest.mark.parametrize(("field", "value", "needle"), [

@@ -140,6 +140,13 @@ class Engine:
         )
 
     @property
+    def stats(self) -> dict[str, Any]:
+        """Running figures: decode/prefill steps, running requests, and the backend's KV-cache figures
+        (prefix-cache hit rate and cached bytes on the fast path)."""
+        return {"backend": self.backend.name, "steps": self.scheduler.steps, "running": self.scheduler.running,
+                **self.backend.cache_stats()}
+
+    @property
     def profile(self) -> ModelProfile | None:
         return self.loaded.source.profile
 

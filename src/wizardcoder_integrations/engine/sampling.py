@@ -18,7 +18,7 @@ import torch
 
 from wizardcoder_integrations.engine.params import SamplingParams
 
-__all__ = ["BatchSettings", "Sampled", "apply_repetition_penalty", "sample", "uniform_noise"]
+__all__ = ["BatchSettings", "Sampled", "apply_repetition_penalty", "row_keys", "sample", "uniform_noise"]
 
 TOPK_SLICE_LIMIT = 1024  # when every sampled row keeps at most this many tokens, filter a top-k slice, not a sort
 _M32 = 0xFFFFFFFF
@@ -38,7 +38,7 @@ class BatchSettings:
     presence: torch.Tensor | None  # [B] float32; None when no row has presence or frequency penalties
     frequency: torch.Tensor | None  # [B] float32
     bias: torch.Tensor | None  # [B, V] float32; None when no row has a logit bias
-    seeds: torch.Tensor  # [B] int64
+    seeds: tuple[int, ...]  # one per row (host values: with each row's step they give its noise key)
     logprobs: int | None  # the most alternatives any row asked for; None when no row asks
 
     @classmethod
@@ -77,7 +77,7 @@ class BatchSettings:
             presence=values([p.presence_penalty for p in params], torch.float32) if penalised else None,
             frequency=values([p.frequency_penalty for p in params], torch.float32) if penalised else None,
             bias=bias,
-            seeds=values([_signed64(s) for s in seeds], torch.long),
+            seeds=tuple(seeds),
             logprobs=max(asked) if asked else None,
         )
 
@@ -93,17 +93,18 @@ class Sampled:
 
 
 def sample(logits: torch.Tensor, settings: BatchSettings, *, seen: torch.Tensor, counts: torch.Tensor,
-           steps: torch.Tensor, allowed: torch.Tensor | None = None) -> Sampled:
+           steps: Sequence[int], allowed: torch.Tensor | None = None) -> Sampled:
     """The next token of every row.
 
     logits [B, V] (any float dtype, not modified); seen [B, V] bool: tokens of each row's prompt and output;
-    counts [B, V] int: how often each token was generated; steps [B] int64: tokens generated so far (the
-    index of the token being chosen); allowed [B, V] bool: the grammar mask (None: no row is constrained).
+    counts [B, V] int: how often each token was generated; steps: each row's count of tokens generated so far
+    (the index of the token being chosen); allowed [B, V] bool: the grammar mask (None: no row is constrained).
     """
     processed = process_logits(logits, settings, seen=seen, counts=counts, allowed=allowed)
     tokens = torch.argmax(processed, dim=-1)
     if not settings.all_greedy:
-        tokens = torch.where(settings.greedy, tokens, _draw(processed, settings, steps))
+        keys = torch.tensor(row_keys(settings.seeds, steps), dtype=torch.long).to(logits.device, non_blocking=True)
+        tokens = torch.where(settings.greedy, tokens, _draw(processed, settings, keys))
     if settings.logprobs is None:
         return Sampled(tokens)
     logprobs = torch.log_softmax(processed, dim=-1)
@@ -137,7 +138,7 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
     return torch.where(seen, penalised, logits)
 
 
-def _draw(processed: torch.Tensor, settings: BatchSettings, steps: torch.Tensor) -> torch.Tensor:
+def _draw(processed: torch.Tensor, settings: BatchSettings, keys: torch.Tensor) -> torch.Tensor:
     """Gumbel-max draw over each row's temperature-scaled top-k / top-p set: token ids [B]."""
     scaled = processed / settings.temperature[:, None]
     if settings.slice_k:
@@ -145,7 +146,7 @@ def _draw(processed: torch.Tensor, settings: BatchSettings, steps: torch.Tensor)
     else:
         values, ids = torch.sort(scaled, dim=-1, descending=True)  # [B, V]
     values = _filter_sorted(values, settings.top_k, settings.top_p)
-    noise = uniform_noise(settings.seeds, steps, ids)
+    noise = uniform_noise(keys, ids)
     gumbel = -torch.log(-torch.log(noise))
     pick = torch.argmax(values + gumbel, dim=-1)
     return ids.gather(1, pick[:, None])[:, 0]
@@ -164,14 +165,32 @@ def _filter_sorted(values: torch.Tensor, top_k: torch.Tensor, top_p: torch.Tenso
     return values.masked_fill(drop, float("-inf"))
 
 
-def uniform_noise(seeds: torch.Tensor, steps: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Uniform floats in (0, 1) [B, K], a pure function of (seeds [B], steps [B], token ids [B, K]).
+def row_keys(seeds: Sequence[int], steps: Sequence[int]) -> list[int]:
+    """Each row's noise key for this step: a hash of (seed, step), computed on the host (a few integer ops per
+    row, where the same on the device would be dozens of tiny kernel launches)."""
+    keys = []
+    for seed, step in zip(seeds, steps, strict=True):
+        seed &= (1 << 64) - 1
+        keys.append(_mix32_int((seed & _M32) ^ _mix32_int((seed >> 32) ^ _mix32_int(step & _M32))))
+    return keys
+
+
+def uniform_noise(keys: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Uniform floats in (0, 1) [B, K], a pure function of (row keys [B], token ids [B, K]).
 
     Integer ops only, on 32-bit values held in int64 (products stay below 2**49), so CPU and GPU agree.
     """
-    key = _mix32((seeds & _M32) ^ _mix32(((seeds >> 32) & _M32) ^ _mix32(steps & _M32)))  # [B]
-    bits = _mix32((ids & _M32) ^ key[:, None])
+    bits = _mix32((ids & _M32) ^ keys[:, None])
     return ((bits >> 8).float() + 0.5) * (1.0 / (1 << 24))
+
+
+def _mix32_int(x: int) -> int:
+    """:func:`_mix32` on one Python integer in [0, 2**32)."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & _M32
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & _M32
+    return x ^ (x >> 16)
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:
@@ -186,8 +205,3 @@ def _mix32(x: torch.Tensor) -> torch.Tensor:
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
     """(x * c) mod 2**32 for x in [0, 2**32), without overflowing int64."""
     return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _M32
-
-
-def _signed64(seed: int) -> int:
-    seed &= (1 << 64) - 1
-    return seed - (1 << 64) if seed >= 1 << 63 else seed

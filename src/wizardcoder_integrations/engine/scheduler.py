@@ -91,7 +91,6 @@ class Scheduler:
         self._last: torch.Tensor | None = None  # [B] each row's latest token, on the device
         self._seen: torch.Tensor | None = None  # [B, V] bool, tokens in prompt or output
         self._counts: torch.Tensor | None = None  # [B, V] int32, how often each token was generated
-        self._produced: torch.Tensor | None = None  # [B] int64, tokens generated per row
         self._pending: torch.Tensor | None = None  # [B, V] logits of a launched step not yet sampled
         self._settings: tuple[tuple[int, ...], BatchSettings] | None = None  # per-row settings, by serials
         self._closed = False
@@ -194,7 +193,7 @@ class Scheduler:
             with contextlib.suppress(BaseException):  # a broken backend: its rows are gone either way
                 self.backend.keep([])
         self._rows, self._pending = [], None
-        self._last = self._seen = self._counts = self._produced = None
+        self._last = self._seen = self._counts = None
 
     def _step(self, admitted: list[Request]) -> None:
         if self._rows and (self._pending is not None or not admitted):
@@ -204,14 +203,13 @@ class Scheduler:
 
     def _decode_round(self, speculate: bool) -> None:
         """Sample the running rows' next tokens (from the launched step, or a new one); launch the next."""
-        assert self._last is not None and self._seen is not None
-        assert self._counts is not None and self._produced is not None
+        assert self._last is not None and self._seen is not None and self._counts is not None
         logits = self._pending if self._pending is not None else self.backend.decode_step(self._last)  # [B, V]
         self._pending = None
         rows = self._rows
-        out = self._sample(logits, rows, self._seen, self._counts, self._produced)
+        out = self._sample(logits, rows, self._seen, self._counts)
         tokens = out.tokens  # [B], on the device
-        self._record(tokens, self._seen, self._counts, self._produced)
+        self._record(tokens, self._seen, self._counts)
         self._last = tokens
         host = _ToHost(out)  # queued before the next step, so reading it waits only for this one
         if speculate:
@@ -225,27 +223,25 @@ class Scheduler:
         logits = self.backend.prefill([r.prompt_ids for r in admitted], [r.budget for r in admitted])
         seen = self._prompt_seen(admitted)
         counts = torch.zeros(seen.shape, dtype=torch.int32, device=self.device)
-        produced = torch.zeros(len(admitted), dtype=torch.long, device=self.device)
         settings = BatchSettings.build([r.params for r in admitted], [r.seed for r in admitted], self.vocab_size,
                                        self.device)
-        out = self._sample(logits, admitted, seen, counts, produced, settings)
-        self._record(out.tokens, seen, counts, produced)
+        out = self._sample(logits, admitted, seen, counts, settings)
+        self._record(out.tokens, seen, counts)
         self._rows = self._rows + admitted
         if self._last is None:
-            self._last, self._seen, self._counts, self._produced = out.tokens, seen, counts, produced
+            self._last, self._seen, self._counts = out.tokens, seen, counts
         else:
-            assert self._seen is not None and self._counts is not None and self._produced is not None
+            assert self._seen is not None and self._counts is not None
             self._last = torch.cat([self._last, out.tokens])
             self._seen = torch.cat([self._seen, seen])
             self._counts = torch.cat([self._counts, counts])
-            self._produced = torch.cat([self._produced, produced])
         self.steps += 1
         for r, token, logprob in zip(admitted, *_ToHost(out).get(), strict=True):
             self._accept(r, token, logprob)
         self._retire()
 
     def _sample(self, logits: torch.Tensor, rows: list[Request], seen: torch.Tensor, counts: torch.Tensor,
-                produced: torch.Tensor, settings: BatchSettings | None = None) -> Sampled:
+                settings: BatchSettings | None = None) -> Sampled:
         """Next token per row, for the whole batch on the device (see :mod:`sampling`); per-row settings stay
         on the device while the rows don't change."""
         if settings is None:
@@ -260,14 +256,14 @@ class Scheduler:
             mask = self.constraints.mask([rows[i].matcher for i in constrained], logits.device)  # type: ignore[misc]
             allowed = torch.ones(logits.shape, dtype=torch.bool, device=logits.device)
             allowed[torch.tensor(constrained, device=logits.device)] = mask
-        return sample(logits, settings, seen=seen, counts=counts, steps=produced, allowed=allowed)
+        steps = [len(r.generated) for r in rows]  # the index of the token being chosen, per row
+        return sample(logits, settings, seen=seen, counts=counts, steps=steps, allowed=allowed)
 
     @staticmethod
-    def _record(tokens: torch.Tensor, seen: torch.Tensor, counts: torch.Tensor, produced: torch.Tensor) -> None:
+    def _record(tokens: torch.Tensor, seen: torch.Tensor, counts: torch.Tensor) -> None:
         """Note each row's new token [B] in its penalty state."""
         seen.scatter_(1, tokens[:, None], True)
         counts.scatter_add_(1, tokens[:, None], torch.ones_like(tokens[:, None], dtype=counts.dtype))
-        produced += 1
 
     def _prompt_seen(self, requests: list[Request]) -> torch.Tensor:
         """[n, V] bool: the tokens of each prompt (for the repetition penalty)."""
@@ -317,14 +313,12 @@ class Scheduler:
         self.backend.keep(keep)
         if not keep:
             self._rows, self._pending = [], None
-            self._last = self._seen = self._counts = self._produced = None
+            self._last = self._seen = self._counts = None
             return
-        assert self._last is not None and self._seen is not None
-        assert self._counts is not None and self._produced is not None
+        assert self._last is not None and self._seen is not None and self._counts is not None
         idx = torch.tensor(keep, device=self.device)
         self._rows = [self._rows[i] for i in keep]
-        self._last, self._seen = self._last[idx], self._seen[idx]
-        self._counts, self._produced = self._counts[idx], self._produced[idx]
+        self._last, self._seen, self._counts = self._last[idx], self._seen[idx], self._counts[idx]
         if self._pending is not None:
             self._pending = self._pending[idx]
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import torch
 
@@ -41,6 +42,10 @@ class Backend(ABC):
     def max_budget(self) -> int | None:
         """The largest budget one row can ever get (None: no fixed limit)."""
         return None
+
+    def cache_stats(self) -> dict[str, Any]:
+        """Figures of the KV cache (prefix-cache hits, cached memory); empty where the backend keeps none."""
+        return {}
 
     def close(self) -> None:  # noqa: B027 (optional hook: most backends hold nothing extra)
         """Release device memory held outside the rows (graphs, workspaces)."""

@@ -1,7 +1,9 @@
 """The fast backend: paged static KV cache, per-row positions, int4 kernels, CUDA graphs for decode.
 
-Rows are the scheduler's running requests, in order. Each row owns whole pages of the cache, reserved for
-its prompt plus its ``max_new_tokens`` when it joins, so a running row can never run out of cache. Decode
+Rows are the scheduler's running requests, in order. Each row holds whole pages of the cache, reserved for
+its prompt plus its ``max_new_tokens`` when it joins, so a running row can never run out of cache. Prefix
+caching: whole pages of a prompt stay cached after their row leaves, and a later prompt that starts with the
+same tokens shares them and prefills only the rest (:mod:`block_pool`). Decode
 runs a CUDA graph captured once per batch-size bucket: the graph reads tokens, positions and block tables
 from fixed device buffers; rows past the live batch point at the scratch page and are ignored.
 """
@@ -34,7 +36,8 @@ class FastBackend(Backend):
 
     @torch.no_grad()
     def __init__(self, weights: LlamaWeights, *, max_batch_size: int, context_length: int, ops: Any = None,
-                 kv_tokens: int | None = None, use_graphs: bool | None = None, tune: bool = True) -> None:
+                 kv_tokens: int | None = None, use_graphs: bool | None = None, tune: bool = True,
+                 prefix_caching: bool = True) -> None:
         from wizardcoder_integrations.engine.backends.torch_ops import TorchOps
 
         self.device = weights.embed.device
@@ -68,7 +71,8 @@ class FastBackend(Backend):
             raise MemoryError(f"room for only {kv_tokens} KV-cache tokens ({per_token} bytes each)")
         pages = -(-kv_tokens // PAGE_SIZE) + 1
         self.cache = PagedKVCache(layers=layers, kv_heads=kv_heads, head_dim=head_dim, pages=pages,
-                                  page_size=PAGE_SIZE, dtype=weights.embed.dtype, device=self.device)
+                                  page_size=PAGE_SIZE, dtype=weights.embed.dtype, device=self.device,
+                                  prefix_caching=prefix_caching)
         self.model = FastLlama(weights, self.cache, ops)
         self.buckets = (*(b for b in GRAPH_BUCKETS if b < max_batch_size), max_batch_size)
         max_pages = -(-self.context_length // PAGE_SIZE)
@@ -158,28 +162,51 @@ class FastBackend(Backend):
     def _prefill_chunk(self, prompts: list[list[int]], budgets: list[int]) -> torch.Tensor:
         if self.rows + len(prompts) > self.max_batch_size:
             raise RuntimeError("more rows than max_batch_size")
-        page = PAGE_SIZE
-        pages = [self.cache.allocate(min(b, self.context_length)) for b in budgets]
-        lengths = [len(p) for p in prompts]
-        tokens = torch.tensor([t for p in prompts for t in p], dtype=torch.long)
-        positions = torch.cat([torch.arange(n, dtype=torch.int32) for n in lengths])
-        table = [torch.tensor(p, dtype=torch.long) for p in pages]
-        slots = torch.cat([t[torch.arange(n) // page] * page + torch.arange(n) % page
-                           for t, n in zip(table, lengths, strict=True)])
-        dev = self.device
+        page, pool = PAGE_SIZE, self.cache.pool
+        taken: list[tuple[list[int], int]] = []
         try:
-            logits = self.model.prefill(tokens.to(dev), positions.to(dev), slots.to(dev), lengths)
+            for prompt, budget in zip(prompts, budgets, strict=True):
+                taken.append(pool.allocate_prompt(prompt, min(budget, self.context_length)))
+        except BaseException:
+            for p, _ in taken:
+                pool.release(p)
+            raise
+        pages = [p for p, _ in taken]
+        cached = [c for _, c in taken]  # leading positions whose KV a cached prefix already holds
+        lengths = [len(p) for p in prompts]
+        slots_of = [torch.tensor(p, dtype=torch.long)[torch.arange(n) // page] * page + torch.arange(n) % page
+                    for p, n in zip(pages, lengths, strict=True)]  # every prompt position's slot, per row
+        tokens = torch.tensor([t for p, c in zip(prompts, cached, strict=True) for t in p[c:]], dtype=torch.long)
+        positions = torch.cat([torch.arange(c, n, dtype=torch.int32) for c, n in zip(cached, lengths, strict=True)])
+        slots = torch.cat([s[c:] for s, c in zip(slots_of, cached, strict=True)])
+        dev = self.device
+        context = None
+        if any(cached):
+            context = (torch.cat(slots_of).to(dev), lengths)
+        try:
+            logits = self.model.prefill(tokens.to(dev), positions.to(dev), slots.to(dev),
+                                        [n - c for n, c in zip(lengths, cached, strict=True)], context=context)
         except BaseException:
             for p in pages:
-                self.cache.release(p)
+                pool.release(p)
             raise
         first = self.rows
         for j, (p, n) in enumerate(zip(pages, lengths, strict=True)):
             self.positions[first + j] = n
             self.block_table[first + j, : len(p)] = torch.tensor(p, dtype=torch.int32, device=dev)
+            pool.commit(p, prompts[j])
         self.row_pages += pages
         self.row_lengths += lengths
         return logits
+
+    def cache_stats(self) -> dict[str, Any]:
+        pool = self.cache.pool
+        return {"prefix_caching": pool.prefix_caching, "prefix_queried_tokens": pool.stats.queried_tokens,
+                "prefix_hit_tokens": pool.stats.hit_tokens, "prefix_hit_rate": round(pool.stats.hit_rate, 4),
+                "prefix_cached_pages": pool.cached_pages,
+                "prefix_cached_bytes": pool.cached_pages * self.cache.bytes_per_page,
+                "prefix_evicted_pages": pool.stats.evicted_pages,
+                "kv_free_pages": pool.free_pages, "kv_pages": self.cache.pages - 1, "kv_page_tokens": PAGE_SIZE}
 
     def _decode_bucket(self, bucket: int) -> torch.Tensor:
         return self.model.decode_step(self.tokens[:bucket], self.positions[:bucket], self.block_table[:bucket],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from wizardcoder_integrations.engine.backends.block_pool import BlockPool
+
 __all__ = ["PagedKVCache"]
 
 
@@ -11,29 +13,29 @@ class PagedKVCache:
     """Per layer, K and V are ``[pages * page_size, kv_heads, head_dim]``; page 0 is scratch for padding rows.
 
     A row's position ``p`` lives at slot ``pages_of_row[p // page_size] * page_size + p % page_size``.
+    ``pool`` says which pages are free, held or caching a prompt prefix (see :mod:`block_pool`).
     """
 
     def __init__(self, *, layers: int, kv_heads: int, head_dim: int, pages: int, page_size: int,
-                 dtype: torch.dtype, device: torch.device) -> None:
-        if pages < 2:
-            raise ValueError("the KV cache needs at least two pages (one is scratch)")
+                 dtype: torch.dtype, device: torch.device, prefix_caching: bool = True) -> None:
         self.page_size = page_size
         self.pages = pages
+        self.pool = BlockPool(pages, page_size, prefix_caching=prefix_caching)
         shape = (pages * page_size, kv_heads, head_dim)
         self.k = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
         self.v = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(layers)]
-        self._free = list(range(pages - 1, 0, -1))
+        self.bytes_per_page = page_size * self.bytes_per_token(layers, kv_heads, head_dim, dtype)
 
     @staticmethod
     def bytes_per_token(layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype) -> int:
         return 2 * layers * kv_heads * head_dim * torch.empty((), dtype=dtype).element_size()
 
     def pages_for(self, tokens: int) -> int:
-        return -(-tokens // self.page_size)
+        return self.pool.pages_for(tokens)
 
     @property
     def free_pages(self) -> int:
-        return len(self._free)
+        return self.pool.free_pages
 
     @property
     def usable_tokens(self) -> int:
@@ -41,12 +43,7 @@ class PagedKVCache:
         return (self.pages - 1) * self.page_size
 
     def allocate(self, tokens: int) -> list[int]:
-        n = self.pages_for(tokens)
-        if n > len(self._free):
-            raise RuntimeError(f"KV cache full: {tokens} tokens need {n} pages, {len(self._free)} free")
-        pages = self._free[-n:]
-        del self._free[-n:]
-        return pages[::-1]
+        return self.pool.allocate(tokens)
 
     def release(self, pages: list[int]) -> None:
-        self._free.extend(pages)
+        self.pool.release(pages)
