@@ -26,6 +26,14 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="use the tiny offline stand-in model (built and cached on first use)")
 
 
+def _add_remote_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("remote server (instead of loading the model here; no torch needed)")
+    g.add_argument("--base-url", default=None,
+                   help="an OpenAI-compatible server (wizardcoder serve, vLLM, TGI), e.g. http://gpu-box:8000/v1 "
+                        "(default: $WIZARDCODER_BASE_URL)")
+    g.add_argument("--api-key", default=None, help="its API key (default: $WIZARDCODER_API_KEY)")
+
+
 def _add_sampling_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("sampling (defaults from the model card)")
     g.add_argument("--temperature", type=float, default=None, help=f"default {CARD_DEFAULTS['temperature']}")
@@ -48,7 +56,17 @@ def _sampling(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_engine(args: argparse.Namespace) -> Any:
-    """The engine the arguments name (the stand-in with ``--standin``)."""
+    """The engine the arguments name: a server (``--base-url`` or ``$WIZARDCODER_BASE_URL``), the stand-in
+    (``--standin``) or the model loaded here."""
+    if hasattr(args, "base_url"):
+        from wizardcoder_integrations.engine.remote import remote_backend, shared_remote_engine
+
+        local = {"revision": args.revision, "device": args.device, "standin": args.standin or None,
+                 "profile": None}
+        base_url, api_key = remote_backend(args.base_url, args.api_key, **local)
+        if base_url is not None:
+            model = None if args.model == DEFAULT_MODEL else args.model
+            return shared_remote_engine(base_url, model=model, api_key=api_key, profile=args.profile)
     if args.standin:
         from wizardcoder_integrations.standin import load_standin_engine, show_build_progress
 
@@ -177,7 +195,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"wizardcoder serve: {engine.model_name} at {url}/v1", flush=True)
 
     serve(engine, host=args.host, port=args.port, served_model_name=args.served_model_name,
-          max_pending=args.max_pending, announce=announce)
+          max_pending=args.max_pending, api_key=args.api_key, access_log=args.access_log, announce=announce)
     return 0
 
 
@@ -242,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--system", default=None, help="optional system text placed after the preamble")
     gen.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     _add_model_args(gen)
+    _add_remote_args(gen)
     _add_sampling_args(gen)
     gen.set_defaults(func=cmd_generate)
     agent = sub.add_parser("agent", help="write, run and fix Python for a task, showing each round")
@@ -249,11 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--tests", default=None, help="Python asserts the code must pass")
     agent.add_argument("--max-rounds", type=int, default=3, help="tries, each after seeing the error")
     _add_model_args(agent)
+    _add_remote_args(agent)
     _add_sampling_args(agent)
     agent.set_defaults(func=cmd_agent)
     chat = sub.add_parser("chat", help="interactive, streaming chat")
     chat.add_argument("--system", default=None, help="system text for the whole conversation")
     _add_model_args(chat)
+    _add_remote_args(chat)
     _add_sampling_args(chat)
     chat.set_defaults(func=cmd_chat)
     demo = sub.add_parser("demo", help="the main job: the real model on a GPU, else the offline stand-in")
@@ -267,11 +288,17 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--served-model-name", default=None, help="model id clients use (default: the repo id)")
     srv.add_argument("--max-pending", type=int, default=256,
                      help="requests in flight before new ones get HTTP 429 (default: %(default)s)")
+    srv.add_argument("--api-key", default=None,
+                     help="require 'Authorization: Bearer KEY' on every endpoint but /health and /version "
+                          "(default: $WIZARDCODER_API_KEY; none: no key needed)")
+    srv.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False,
+                     help="log one line per request to stderr (default: off)")
     srv.set_defaults(func=cmd_serve)
     ev = sub.add_parser("eval", help="benchmarks")
     ev_sub = ev.add_subparsers(dest="benchmark", required=True)
     he = ev_sub.add_parser("humaneval", help="HumanEval pass@k, checked in the sandbox, resumable")
     _add_model_args(he)
+    _add_remote_args(he)
     he.add_argument("--samples", type=int, default=1, help="samples per problem (default: %(default)s)")
     he.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: %(default)s)")
     he.add_argument("--k", default="1", help="comma-separated k values for pass@k (default: %(default)s)")

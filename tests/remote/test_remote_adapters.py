@@ -17,7 +17,7 @@ from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.tools import FunctionTool
 
 from wizardcoder_integrations.engine import Engine, RemoteEngine
-from wizardcoder_integrations.errors import ConfigurationError, GenerationError
+from wizardcoder_integrations.errors import ConfigurationError, RemoteError
 from wizardcoder_integrations.langchain import ChatWizardCoder, WizardCoderLLM
 from wizardcoder_integrations.llama_index import WizardCoder
 from wizardcoder_integrations.scenarios.llama_index_agents import (
@@ -229,7 +229,7 @@ def test_a_server_killed_mid_stream_is_a_clear_error_in_the_adapters(standin: An
         chat = ChatWizardCoder(base_url=f"{victim.url}/v1", max_retries=0, max_tokens=1500, temperature=1.5,
                                seed=3, repetition_penalty=1.0)
         seen: list[str] = []
-        with pytest.raises(GenerationError, match=r"broke the stream|ended the stream"):
+        with pytest.raises(RemoteError, match=r"broke the stream|ended the stream"):
             for chunk in chat.stream("Tell me a very long story about the sea."):
                 seen.append(str(chunk.content))
                 if len(seen) == 3:
@@ -237,7 +237,7 @@ def test_a_server_killed_mid_stream_is_a_clear_error_in_the_adapters(standin: An
         assert len(seen) >= 3
     finally:
         victim.stop()
-    with pytest.raises(GenerationError, match="Cannot reach"):
+    with pytest.raises(RemoteError, match="Cannot reach"):
         WizardCoderLLM(base_url=f"{victim.url}/v1", max_retries=1).invoke("hi")
 
 

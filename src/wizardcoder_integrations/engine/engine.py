@@ -239,7 +239,9 @@ class Engine:
             except RuntimeError:  # the caller's loop is gone: nobody is listening any more
                 request.cancel()
 
-        request = self._request(prompt, self.params(**overrides), sink, raw, system)
+        params = self.params(**overrides)
+        # rendering and tokenising a long prompt takes seconds: off the event loop, so other clients go on
+        request = await asyncio.to_thread(self._request, prompt, params, sink, raw, system)
         self.scheduler.submit(request)
         try:
             while not _is_last(event := await events.get()):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import threading
 import time
 import weakref
@@ -20,15 +21,35 @@ from typing import Any
 
 from wizardcoder_integrations.engine.info import EngineInfo
 from wizardcoder_integrations.engine.params import SamplingParams
+from wizardcoder_integrations.engine.remote_grammar import (
+    JsonProjection,
+    ProjectedText,
+    grammar_to_wire,
+    json_projection,
+)
 from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta
 from wizardcoder_integrations.engine.textstream import StopFilter
-from wizardcoder_integrations.errors import ConfigurationError, GenerationError, missing_extra
+from wizardcoder_integrations.errors import (
+    ConfigurationError,
+    GenerationError,
+    RemoteError,
+    RemoteRejectedError,
+    RemoteStreamError,
+    RemoteTimeoutError,
+    RemoteUnavailableError,
+    missing_extra,
+)
 from wizardcoder_integrations.profiles import ModelProfile, get_profile, profile_for_repo
 from wizardcoder_integrations.prompt import format_instruction
 
 __all__ = ["API_KEY_ENV", "BASE_URL_ENV", "RemoteEngine", "remote_backend", "shared_remote_engine"]
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: A server's ``Retry-After`` is honoured up to this many seconds.
+MAX_RETRY_AFTER_S = 60.0
+#: ``owned_by`` of ``wizardcoder serve``'s models (how the probe recognises it).
+SERVE_OWNER = "wizardcoder-integrations"
+GRAMMAR_FORMATS = ("auto", "serve", "vllm", "vllm-guided", "tgi", "none")
 DEFAULT_CONTEXT = 16384  # WizardCoder-Python's max_position_embeddings
 #: Read by the adapters when ``base_url`` / ``api_key`` are not passed.
 BASE_URL_ENV = "WIZARDCODER_BASE_URL"
@@ -67,18 +88,24 @@ class RemoteEngine:
         backoff_s: float = 0.5,
         max_connections: int = 256,
         defaults: SamplingParams | None = None,
+        grammar_format: str = "auto",
+        transport: Any = None,
     ) -> None:
         httpx = _httpx()
         if not base_url.startswith(("http://", "https://")):
             raise ConfigurationError(f"base_url must start with http:// or https://, got {base_url!r}.")
         if timeout <= 0 or max_retries < 0 or backoff_s < 0:
             raise ConfigurationError("timeout must be > 0, max_retries >= 0 and backoff_s >= 0.")
+        if grammar_format not in GRAMMAR_FORMATS:
+            raise ConfigurationError(f"grammar_format={grammar_format!r}: use one of {list(GRAMMAR_FORMATS)}.")
+        self._grammar_format: str | None = None if grammar_format == "auto" else grammar_format
         self.root = _root(base_url)
         self.requested_model = model
         self._served = model
         self._config: dict[str, Any] = {"api_key": api_key, "profile": profile, "timeout": timeout,
                                         "max_retries": max_retries, "backoff_s": backoff_s,
-                                        "max_connections": max_connections, "defaults": defaults}
+                                        "max_connections": max_connections, "defaults": defaults,
+                                        "grammar_format": grammar_format}
         self._profile: ModelProfile | None = get_profile(profile) if profile is not None else None
         self.max_retries, self.backoff_s = max_retries, backoff_s
         self.defaults = defaults if defaults is not None else SamplingParams()
@@ -86,12 +113,14 @@ class RemoteEngine:
         self._timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._headers = headers
-        self._client = httpx.Client(base_url=self.root, headers=headers, timeout=self._timeout, limits=self._limits)
+        self._transport = transport  # an httpx transport (tests pass httpx.MockTransport)
+        self._client = httpx.Client(base_url=self.root, headers=headers, timeout=self._timeout, limits=self._limits,
+                                    transport=transport)
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._models: dict[str, Any] | None = None
         self._tokenize_shape: str | None = None  # "openai" (vLLM, wizardcoder serve), "tgi" or "local"
         self._local_tokenizer: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def check_model(self, model: str | None) -> str | None:
         """For an adapter built on this engine: ``model`` (if given) must be the one the engine asks for, which
@@ -213,10 +242,50 @@ class RemoteEngine:
     def params(self, **overrides: Any) -> SamplingParams:
         return SamplingParams.build(self.defaults, **overrides)
 
+    # -- the server's kind and its grammar form -------------------------------------------------------------
+    @property
+    def grammar_format(self) -> str:
+        """How reply grammars are sent: ``serve``, ``vllm`` (0.12+ ``structured_outputs``), ``vllm-guided``
+        (``guided_json``), ``tgi`` (``/generate_stream`` with ``grammar``), ``none``, or ``unknown``.
+
+        Unless set with ``grammar_format=``, found by probing the server once: ``/v1/models`` owned by
+        ``wizardcoder-integrations`` is serve; a ``/version`` answer ``{"version": "X.Y.Z"}`` is vLLM; an
+        ``/info`` answer with ``model_id`` is TGI.
+        """
+        with self._lock:
+            if self._grammar_format is None:
+                self._grammar_format = self._probe()
+            return self._grammar_format
+
+    def _probe(self) -> str:
+        entry = self._model_entry()
+        if entry.get("owned_by") == SERVE_OWNER:
+            return "serve"
+        version = self._request_json("GET", "/version", missing_ok=True)
+        if isinstance(version, dict) and isinstance(version.get("version"), str):
+            return "vllm" if _version_at_least(version["version"], (0, 12)) else "vllm-guided"
+        info = self._request_json("GET", "/info", missing_ok=True)
+        if isinstance(info, dict) and "model_id" in info:
+            return "tgi"
+        return "unknown"
+
     # -- requests -------------------------------------------------------------------------------------------
-    def _payload(self, text: str, params: SamplingParams, stream: bool) -> dict[str, Any]:
+    def _plan(self, text: str, params: SamplingParams, stream: bool) -> tuple[str, dict[str, Any], Any]:
+        """The path, body and reply projection (None: the reply is the server's text) of one completion."""
+        grammar = params.grammar
+        form = "plain" if grammar is None else self.grammar_format
+        if form == "unknown":
+            raise ConfigurationError(
+                f"{self.root} is not recognised as wizardcoder serve, vLLM or TGI, so this request's reply grammar "
+                "(a forced tool call or a JSON answer) cannot be sent in a form it enforces. Pass "
+                "RemoteEngine(..., grammar_format='vllm' | 'vllm-guided' | 'tgi' | 'serve'), or 'none' to send "
+                "it unconstrained.")
+        projection = json_projection(grammar) if form in ("vllm", "vllm-guided", "tgi") else None
+        prompt = projection.prompt(text) if projection is not None else text
+        if form == "tgi":
+            return "/generate_stream", self._tgi_payload(prompt, params, projection.schema), projection
         payload: dict[str, Any] = {
-            "model": self.model_name, "prompt": text, "max_tokens": params.max_new_tokens,
+            "model": self.model_name, "prompt": prompt, "max_tokens": params.max_new_tokens,
             "temperature": 0.0 if params.greedy else params.temperature, "top_p": params.top_p,
             "top_k": params.top_k or -1,  # vLLM spells "no top-k" -1
             "repetition_penalty": params.repetition_penalty, "stream": stream,
@@ -225,78 +294,155 @@ class RemoteEngine:
             payload["stop"] = list(params.stop)
         if params.seed is not None:
             payload["seed"] = params.seed
+        for name in ("presence_penalty", "frequency_penalty"):
+            if getattr(params, name, 0.0):
+                payload[name] = getattr(params, name)
+        if getattr(params, "logit_bias", ()):
+            payload["logit_bias"] = {str(t): b for t, b in params.logit_bias}
         if stream:
             payload["stream_options"] = {"include_usage": True}
-        return payload
+        if form == "serve":
+            payload["reply_grammar"] = grammar_to_wire(grammar)  # type: ignore[arg-type]
+        elif form == "vllm":
+            payload["structured_outputs"] = {"json": projection.schema}  # type: ignore[union-attr]
+        elif form == "vllm-guided":
+            payload["guided_json"] = projection.schema  # type: ignore[union-attr]
+        return "/v1/completions", payload, projection
 
-    def _error(self, response: Any) -> GenerationError:
+    def _tgi_payload(self, prompt: str, params: SamplingParams, schema: dict[str, Any]) -> dict[str, Any]:
+        """TGI's native ``/generate_stream`` body (the only TGI endpoint that takes a grammar for raw text)."""
+        parameters: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "do_sample": not params.greedy,
+                                      "repetition_penalty": params.repetition_penalty, "details": True,
+                                      "grammar": {"type": "json", "value": schema}}
+        if not params.greedy:
+            parameters["temperature"] = params.temperature
+            if params.top_p < 1.0:
+                parameters["top_p"] = params.top_p
+            if params.top_k:
+                parameters["top_k"] = params.top_k
+        if params.stop:
+            parameters["stop"] = list(params.stop)
+        if params.seed is not None:
+            parameters["seed"] = params.seed
+        return {"inputs": prompt, "parameters": parameters, "stream": True}
+
+    def _error(self, response: Any) -> RemoteRejectedError:
         try:
-            detail = response.json().get("error", {}).get("message") or response.text
+            body = response.json()
+            error = body.get("error") if isinstance(body, dict) else None
+            detail = (error.get("message") if isinstance(error, dict) else error) or response.text
         except (ValueError, AttributeError):
             detail = response.text
-        return GenerationError(f"{self.root} answered HTTP {response.status_code}: {detail}")
+        return RemoteRejectedError(f"{self.root} answered HTTP {response.status_code}: {detail}",
+                                   response.status_code)
+
+    def _delay(self, attempt: int, response: Any = None) -> float:
+        """Seconds before retry ``attempt + 1``: the server's ``Retry-After`` if it sent one (plus up to 10 %),
+        else exponential backoff with full jitter."""
+        header = None if response is None else response.headers.get("retry-after")
+        if header is not None:
+            try:
+                wait = float(header)
+            except ValueError:
+                wait = None
+            if wait is not None and wait >= 0:
+                return min(wait, MAX_RETRY_AFTER_S) * (1.0 + 0.1 * random.random())
+        return random.uniform(0.0, self.backoff_s * 2**attempt)
+
+    def _unavailable(self, path: str, attempts: int, e: Exception) -> RemoteError:
+        httpx = _httpx()
+        if isinstance(e, httpx.TimeoutException):
+            return RemoteTimeoutError(f"{self.root}{path} did not answer in time after {attempts} tries "
+                                      f"({e.__class__.__name__}); raise timeout= or check the server.")
+        return RemoteUnavailableError(f"Cannot reach {self.root}{path} after {attempts} tries: {e}")
 
     def _request_json(self, method: str, path: str, body: dict[str, Any] | None = None, *,
                       missing_ok: bool = False) -> Any:
         """The JSON answer of one request, retried with backoff; ``missing_ok``: None for a 404/405/422."""
         httpx = _httpx()
         for attempt in range(self.max_retries + 1):
+            response = None
             try:
                 response = self._client.request(method, path, json=body)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as e:
+            except (httpx.ConnectError, httpx.TimeoutException, httpx.RemoteProtocolError) as e:
                 if attempt == self.max_retries:
-                    raise GenerationError(f"Cannot reach {self.root}{path} after {attempt + 1} tries: {e}") from e
+                    raise self._unavailable(path, attempt + 1, e) from e
             else:
                 if response.status_code < 400:
-                    return response.json()
+                    try:
+                        return response.json()
+                    except ValueError:
+                        if missing_ok:
+                            return None
+                        raise
                 if missing_ok and response.status_code in (400, 404, 405, 422):
                     return None
                 if response.status_code not in RETRY_STATUSES or attempt == self.max_retries:
                     raise self._error(response)
-            time.sleep(self.backoff_s * 2**attempt)
+            time.sleep(self._delay(attempt, response))
         raise AssertionError("unreachable")
 
-    def _events(self, text: str, params: SamplingParams) -> Iterator[dict[str, Any]]:
+    def _broken(self, received: int, e: Exception) -> RemoteStreamError:
+        return RemoteStreamError(
+            f"The server at {self.root} broke the stream after {received} chunks ({e.__class__.__name__}: {e}). "
+            "The completion is incomplete; retry the request.")
+
+    def _ended(self, received: int) -> RemoteStreamError:
+        return RemoteStreamError(f"The server at {self.root} ended the stream without [DONE] after {received} "
+                                 "chunks; the completion is incomplete.")
+
+    def _events(self, path: str, payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """The server's stream chunks (parsed JSON), with retries until the first byte arrives."""
         httpx = _httpx()
-        payload = self._payload(text, params, stream=True)
         for attempt in range(self.max_retries + 1):
             try:
-                with self._client.stream("POST", "/v1/completions", json=payload) as response:
+                with self._client.stream("POST", path, json=payload) as response:
                     if response.status_code >= 400:
                         response.read()
                         if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
-                            time.sleep(self.backoff_s * 2**attempt)
+                            time.sleep(self._delay(attempt, response))
                             continue
                         raise self._error(response)
                     received = 0
                     try:
                         for line in response.iter_lines():
-                            event = _parse_sse(line)
+                            event = self._parse(line, received)
                             if event is _DONE:
                                 return
                             if event is not None:
                                 received += 1
                                 yield event
                     except httpx.HTTPError as e:
-                        raise GenerationError(
-                            f"The server at {self.root} broke the stream after {received} chunks "
-                            f"({e.__class__.__name__}: {e}). The completion is incomplete; retry the request."
-                        ) from e
-                    raise GenerationError(f"The server at {self.root} ended the stream without [DONE] after "
-                                          f"{received} chunks; the completion is incomplete.")
+                        raise self._broken(received, e) from e
+                    if path == "/generate_stream" and received:
+                        return  # TGI's native stream has no [DONE]; its last event carries the details
+                    raise self._ended(received)
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
                 if attempt == self.max_retries:
-                    raise GenerationError(f"Cannot reach {self.root} after {attempt + 1} tries: {e}") from e
-                time.sleep(self.backoff_s * 2**attempt)
+                    raise self._unavailable(path, attempt + 1, e) from e
+                time.sleep(self._delay(attempt))
+
+    def _parse(self, line: str, received: int) -> Any:
+        """One SSE line -> a completions chunk, ``_DONE`` or None; an error frame raises."""
+        event = _parse_sse(line)
+        if isinstance(event, dict):
+            if "error" in event and not event.get("choices"):
+                error = event["error"]
+                message = error.get("message") if isinstance(error, dict) else error
+                raise RemoteStreamError(f"The server at {self.root} reported an error after {received} chunks: "
+                                        f"{message}. The completion is incomplete.")
+            if "token" in event and "choices" not in event:
+                return _tgi_chunk(event)
+        return event
 
     def stream(self, prompt: str, *, raw: bool = False, system: str | None = None,
                **overrides: Any) -> Iterator[StreamDelta | GenerationResult]:
         """Yield text deltas, then the :class:`GenerationResult` (token ids are not sent by servers)."""
         params = self.params(**overrides)
-        assembler = _Assembler(params)
         text = self.render(prompt, raw=raw, system=system)
-        events = self._events(text, params)
+        path, payload, projection = self._plan(text, params, stream=True)
+        assembler = _Assembler(params, projection)
+        events = self._events(path, payload)
         try:
             for event in events:
                 delta = assembler.push(event)
@@ -310,7 +456,7 @@ class RemoteEngine:
         if tail:
             yield StreamDelta(tail, ())
         if not assembler.usage:
-            assembler.estimate_usage(self._prompt_tokens(text))
+            assembler.estimate_usage(self._prompt_tokens(payload.get("prompt", payload.get("inputs", text))))
         yield assembler.result()
 
     def generate(self, prompts: Sequence[str], *, raw: bool = False, system: str | None = None,
@@ -335,50 +481,48 @@ class RemoteEngine:
         if client is None:
             httpx = _httpx()
             client = httpx.AsyncClient(base_url=self.root, headers=self._headers, timeout=self._timeout,
-                                       limits=self._limits)
+                                       limits=self._limits, transport=self._transport)
             self._aclients[loop] = client
         return client
 
-    async def _aevents(self, text: str, params: SamplingParams) -> AsyncIterator[dict[str, Any]]:
+    async def _aevents(self, path: str, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         httpx = _httpx()
         client = self._aclient()
-        payload = self._payload(text, params, stream=True)
         for attempt in range(self.max_retries + 1):
             try:
-                async with client.stream("POST", "/v1/completions", json=payload) as response:
+                async with client.stream("POST", path, json=payload) as response:
                     if response.status_code >= 400:
                         await response.aread()
                         if response.status_code in RETRY_STATUSES and attempt < self.max_retries:
-                            await asyncio.sleep(self.backoff_s * 2**attempt)
+                            await asyncio.sleep(self._delay(attempt, response))
                             continue
                         raise self._error(response)
                     received = 0
                     try:
                         async for line in response.aiter_lines():
-                            event = _parse_sse(line)
+                            event = self._parse(line, received)
                             if event is _DONE:
                                 return
                             if event is not None:
                                 received += 1
                                 yield event
                     except httpx.HTTPError as e:
-                        raise GenerationError(
-                            f"The server at {self.root} broke the stream after {received} chunks "
-                            f"({e.__class__.__name__}: {e}). The completion is incomplete; retry the request."
-                        ) from e
-                    raise GenerationError(f"The server at {self.root} ended the stream without [DONE] after "
-                                          f"{received} chunks; the completion is incomplete.")
+                        raise self._broken(received, e) from e
+                    if path == "/generate_stream" and received:
+                        return
+                    raise self._ended(received)
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
                 if attempt == self.max_retries:
-                    raise GenerationError(f"Cannot reach {self.root} after {attempt + 1} tries: {e}") from e
-                await asyncio.sleep(self.backoff_s * 2**attempt)
+                    raise self._unavailable(path, attempt + 1, e) from e
+                await asyncio.sleep(self._delay(attempt))
 
     async def astream(self, prompt: str, *, raw: bool = False, system: str | None = None,
                       **overrides: Any) -> AsyncIterator[StreamDelta | GenerationResult]:
         params = self.params(**overrides)
-        assembler = _Assembler(params)
         text = self.render(prompt, raw=raw, system=system)
-        events = self._aevents(text, params)
+        path, payload, projection = await asyncio.to_thread(self._plan, text, params, True)  # may probe
+        assembler = _Assembler(params, projection)
+        events = self._aevents(path, payload)
         try:
             async for event in events:
                 delta = assembler.push(event)
@@ -392,7 +536,8 @@ class RemoteEngine:
         if tail:
             yield StreamDelta(tail, ())
         if not assembler.usage:
-            assembler.estimate_usage(await asyncio.to_thread(self._prompt_tokens, text))
+            sent = payload.get("prompt", payload.get("inputs", text))
+            assembler.estimate_usage(await asyncio.to_thread(self._prompt_tokens, sent))
         yield assembler.result()
 
     async def agenerate(self, prompts: Sequence[str], *, raw: bool = False, system: str | None = None,
@@ -466,6 +611,28 @@ def remote_backend(base_url: str | None, api_key: str | None, *, engine: Any = N
     return base_url, api_key
 
 
+def _version_at_least(version: str, least: tuple[int, ...]) -> bool:
+    parts = []
+    for piece in version.split(".")[: len(least)]:
+        digits = "".join(ch for ch in piece if ch.isdigit()) if piece[:1].isdigit() else ""
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts) >= least
+
+
+def _tgi_chunk(event: dict[str, Any]) -> dict[str, Any]:
+    """One event of TGI's native ``/generate_stream`` as a completions chunk."""
+    token = event.get("token") or {}
+    details = event.get("details") or None
+    reason = None
+    if details:
+        reason = {"length": "length"}.get(details.get("finish_reason"), "stop")
+    chunk: dict[str, Any] = {"choices": [{"text": "" if token.get("special") else token.get("text", ""),
+                                          "finish_reason": reason}]}
+    return chunk
+
+
 def _root(base_url: str) -> str:
     root = base_url.rstrip("/")
     return root[: -len("/v1")] if root.endswith("/v1") else root
@@ -487,8 +654,9 @@ def _parse_sse(line: str) -> Any:
 class _Assembler:
     """Turns completion chunks into stop-filtered text and a final result."""
 
-    def __init__(self, params: SamplingParams) -> None:
+    def __init__(self, params: SamplingParams, projection: JsonProjection | None = None) -> None:
         self.filter = StopFilter(params.stop)
+        self.projected = ProjectedText(projection) if projection is not None else None
         self.started = time.perf_counter()
         self.first: float | None = None
         self.finish_reason: str | None = None
@@ -510,7 +678,7 @@ class _Assembler:
                 self.chunks += 1
                 if self.first is None:
                     self.first = time.perf_counter()
-            out += self.filter.push(text)
+            out += self.filter.push(text if self.projected is None else self.projected.push(text))
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
             if isinstance(choice.get("stop_reason"), str):  # vLLM and `wizardcoder serve` name the stop string
@@ -518,7 +686,8 @@ class _Assembler:
         return out
 
     def finish(self) -> str:
-        return self.filter.finish()
+        head = self.filter.push(self.projected.finish()) if self.projected is not None else ""
+        return head + self.filter.finish()
 
     def estimate_usage(self, prompt_tokens: int) -> None:
         """Usage when the server sent none (or the stream was closed at a stop string before it came): the
