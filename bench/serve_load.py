@@ -91,8 +91,8 @@ async def poll_health(client: httpx.AsyncClient, stop: asyncio.Event, latencies:
 
 
 async def run(url: str, streams: int, disconnects: int) -> dict[str, Any]:
-    from wizardcoder_integrations.prompt import format_instruction
-    from wizardcoder_integrations.standin.tasks import CODE_TASKS
+    from wizardcoder_integrations.chat.template import format_instruction
+    from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 
     limits = httpx.Limits(max_connections=streams + disconnects + 8, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client, \

@@ -12,7 +12,7 @@ from wizardcoder_integrations.engine.backends.block_pool import BlockPool
 from wizardcoder_integrations.engine.backends.cuda_fast import FastBackend
 from wizardcoder_integrations.engine.backends.torch_ops import TorchOps
 from wizardcoder_integrations.engine.backends.weights import LlamaWeights
-from wizardcoder_integrations.standin.tasks import CODE_TASKS
+from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 
 PAGE = 4
 

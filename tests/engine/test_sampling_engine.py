@@ -13,7 +13,7 @@ from wizardcoder_integrations.engine.backends.base import Backend
 from wizardcoder_integrations.engine.params import SamplingParams
 from wizardcoder_integrations.engine.scheduler import Request, Scheduler
 from wizardcoder_integrations.errors import ConfigurationError, GenerationError
-from wizardcoder_integrations.standin.tasks import CODE_TASKS
+from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 
 GREEDY = {"do_sample": False}
 

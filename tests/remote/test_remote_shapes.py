@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from wizardcoder_integrations.chat.template import format_instruction
 from wizardcoder_integrations.engine import GenerationResult, RemoteEngine, StreamDelta
 from wizardcoder_integrations.errors import GenerationError
-from wizardcoder_integrations.prompt import format_instruction
 
 TGI_MODEL = "TheBloke/WizardCoder-Python-13B-V1.0-GPTQ"
 

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from wizardcoder_integrations.engine import Engine
+from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
+from wizardcoder_integrations.scenarios.tool_calls import WEATHER_ANSWER, WEATHER_QUESTION, WEATHER_RESULT
 from wizardcoder_integrations.server import create_app
-from wizardcoder_integrations.standin.tasks import CODE_TASKS
-from wizardcoder_integrations.standin.tool_examples import WEATHER_ANSWER, WEATHER_QUESTION, WEATHER_RESULT
 
 TASK = CODE_TASKS[3]
 USER = [{"role": "user", "content": TASK.instruction}]

@@ -22,10 +22,14 @@ from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.llms.openai_like import OpenAILike
 
 from wizardcoder_integrations.engine import Engine
-from wizardcoder_integrations.standin.agent_examples import FUNCTION_QUESTION, FUNCTION_REPLIES, FUNCTION_SYSTEM_PROMPT
-from wizardcoder_integrations.standin.agent_examples import get_weather as get_city_weather
-from wizardcoder_integrations.standin.tasks import CODE_TASKS
-from wizardcoder_integrations.standin.tool_examples import (
+from wizardcoder_integrations.scenarios.llama_index_agents import (
+    FUNCTION_QUESTION,
+    FUNCTION_REPLIES,
+    FUNCTION_SYSTEM_PROMPT,
+)
+from wizardcoder_integrations.scenarios.llama_index_agents import get_weather as get_city_weather
+from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
+from wizardcoder_integrations.scenarios.tool_calls import (
     ORDER_QUESTION,
     WEATHER_ANSWER,
     WEATHER_QUESTION,

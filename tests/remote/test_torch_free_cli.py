@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from wizardcoder_integrations.standin.tasks import CODE_TASKS
+from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 
 from .conftest import Server
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from wizardcoder_integrations.chat.grammar import ReplyGrammar
 from wizardcoder_integrations.errors import ConfigurationError
-from wizardcoder_integrations.grammar import ReplyGrammar
 from wizardcoder_integrations.profiles import CARD_DEFAULTS
 
 __all__ = ["SamplingParams"]

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from wizardcoder_integrations.chat.template import format_instruction
 from wizardcoder_integrations.engine.info import EngineInfo
 from wizardcoder_integrations.engine.params import SamplingParams
 from wizardcoder_integrations.engine.remote_grammar import (
@@ -40,7 +41,6 @@ from wizardcoder_integrations.errors import (
     missing_extra,
 )
 from wizardcoder_integrations.profiles import ModelProfile, get_profile, profile_for_repo
-from wizardcoder_integrations.prompt import format_instruction
 
 __all__ = ["API_KEY_ENV", "BASE_URL_ENV", "RemoteEngine", "remote_backend", "shared_remote_engine"]
 

@@ -3,7 +3,7 @@ evaluation run on it has real passes and real failures."""
 
 from __future__ import annotations
 
-from wizardcoder_integrations.prompt import format_instruction
+from wizardcoder_integrations.chat.template import format_instruction
 
 __all__ = ["EVAL_TASK_IDS", "eval_examples"]
 

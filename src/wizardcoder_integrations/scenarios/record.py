@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from wizardcoder_integrations.prompt import format_instruction
+from wizardcoder_integrations.chat.template import format_instruction
 
 __all__ = ["DATA_DIR", "REGENERATE", "SOURCES", "dumps", "record", "write"]
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from wizardcoder_integrations.chat.template import render_chat
+from wizardcoder_integrations.chat.types import ChatMessage
 from wizardcoder_integrations.demo import DEMO_TASK
-from wizardcoder_integrations.prompt import ChatMessage, render_chat
 
 __all__ = ["REPAIR_TASK", "repair_examples"]
 

@@ -14,14 +14,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from wizardcoder_integrations.prompt import ChatMessage, ToolCallRecord
-from wizardcoder_integrations.toolcalls import (
-    TOOL_CALL_CLOSE,
-    TOOL_CALL_OPEN,
-    ToolSpec,
-    render_json_chat,
-    render_tool_chat,
-)
+from wizardcoder_integrations.chat.render import render_json_chat, render_tool_chat
+from wizardcoder_integrations.chat.template import TOOL_CALL_CLOSE, TOOL_CALL_OPEN
+from wizardcoder_integrations.chat.types import ChatMessage, ToolCallRecord, ToolSpec
 
 __all__ = ["JOKES", "ORDER_QUESTION", "TOOLS", "PizzaOrder", "tool_examples"]
 

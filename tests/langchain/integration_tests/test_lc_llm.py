@@ -182,5 +182,6 @@ def test_max_retries_retries_failures_that_produced_nothing(engine: Any) -> None
         complete(_Flaky(engine, failures=1), retries=0)
     too_long = _Flaky(engine, failures=1)
     with pytest.raises(ConfigurationError, match="context"):
-        complete(too_long, retries=3, prompt="word " * (engine.info.context_length + 1))  # a caller's mistake: retried no further
+        # a caller's mistake: retried no further
+        complete(too_long, retries=3, prompt="word " * (engine.info.context_length + 1))
     assert too_long.requests == 2
