@@ -129,11 +129,12 @@ def test_max_new_tokens_ends_with_length(engine_under_test: Any) -> None:
 def test_a_grammar_keeps_the_reply_valid_json(impl: Impl, engine_under_test: Any) -> None:
     if not impl.decodes_grammar:
         pytest.xfail(f"the {impl.name} engine replays text; it has no constrained decoding")
-    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+              "additionalProperties": False}  # a value of bounded length: the reply must close within the budget
     grammar = json_reply_grammar(schema)
-    prompt = engine_under_test.render("Reply with a JSON object with an integer n.") + "\n" + grammar.prefix
+    prompt = engine_under_test.render("Reply with a JSON object with a boolean ok.") + "\n" + grammar.prefix
     [result] = engine_under_test.generate([prompt], raw=True, grammar=grammar, **{**GREEDY, "max_new_tokens": 24})
-    assert isinstance(json.loads(grammar.prefix + result.text)["n"], int)
+    assert isinstance(json.loads(grammar.prefix + result.text)["ok"], bool)
 
 
 def test_caller_mistakes_are_configuration_errors(engine_under_test: Any) -> None:

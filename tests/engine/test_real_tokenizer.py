@@ -78,5 +78,5 @@ def test_langchain_counts_are_the_tokenizers(engine: Engine) -> None:
         expected = len(engine.tokenizer(text, add_special_tokens=False)["input_ids"])
         assert llm.get_num_tokens(text) == chat.get_num_tokens(text) == expected
     messages = [HumanMessage(TABLE.instruction)]
-    assert chat.get_num_tokens_from_messages(messages) == len(engine.tokenize(chat._render(messages, {})[0]))
+    assert chat.get_num_tokens_from_messages(messages) == len(engine.tokenize(chat.render(messages).prompt))
     assert llm.get_num_tokens("Hello world") == 2
