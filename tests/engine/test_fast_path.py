@@ -183,7 +183,7 @@ def test_cancelled_stream_frees_its_pages_and_oversized_requests_fail(standin, e
         while fast.scheduler.running and time.monotonic() < deadline:
             time.sleep(0.01)
         assert fast.scheduler.running == 0 and backend.cache.free_pages == backend.cache.pages - 1
-        with pytest.raises(GenerationError, match="KV-cache positions"):
+        with pytest.raises(ConfigurationError, match="KV-cache positions"):
             fast.generate([CODE_TASKS[1].instruction], max_new_tokens=1500)
         result = fast.generate([CODE_TASKS[1].instruction], **GREEDY)[0]
         assert isinstance(result, GenerationResult) and result.text == CODE_TASKS[1].response

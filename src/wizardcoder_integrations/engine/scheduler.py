@@ -35,7 +35,12 @@ from wizardcoder_integrations.engine.params import SamplingParams
 from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta, TokenLogprob
 from wizardcoder_integrations.engine.sampling import BatchSettings, Sampled, sample
 from wizardcoder_integrations.engine.textstream import TextStream
-from wizardcoder_integrations.errors import ConfigurationError, GenerationError
+from wizardcoder_integrations.errors import (
+    ConfigurationError,
+    EngineClosedError,
+    EngineOverloadedError,
+    GenerationError,
+)
 
 __all__ = ["Request", "Scheduler"]
 
@@ -114,7 +119,7 @@ class Scheduler:
         request.text = TextStream(self._decode, params.stop)
         with self._wake:
             if self._closed:
-                raise GenerationError("The engine is closed; load a new one.")
+                raise EngineClosedError("The engine is closed; load a new one.")
             self._waiting.append(request)
             self._wake.notify()
 
@@ -125,7 +130,7 @@ class Scheduler:
             waiting, self._waiting = list(self._waiting), deque()
             self._wake.notify()
         for r in waiting:
-            r.sink(GenerationError("The engine was closed before this request started; load a new engine."))
+            r.sink(EngineClosedError("The engine was closed before this request started; load a new engine."))
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=timeout)
 
@@ -143,7 +148,7 @@ class Scheduler:
                 while not self._closed and not self._waiting and not self._rows and self._pending is None:
                     self._wake.wait()
                 if self._closed:
-                    self._fail_all(GenerationError("The engine was closed while this request was running."))
+                    self._fail_all(EngineClosedError("The engine was closed while this request was running."))
                     return
                 admitted = self._admit()
             try:
@@ -153,7 +158,7 @@ class Scheduler:
                 error = e if isinstance(e, GenerationError) else GenerationError(
                     f"Generation failed on {self.device}: {e.__class__.__name__}: {e}")
                 if isinstance(e, torch.OutOfMemoryError):
-                    error = GenerationError(
+                    error = EngineOverloadedError(
                         f"Out of GPU memory with {len(self._rows) + len(admitted)} sequences running: {e}. "
                         "Lower max_batch_size or max_new_tokens, or send shorter prompts.")
                 for r in admitted:
@@ -170,7 +175,7 @@ class Scheduler:
             if r.cancelled.is_set():
                 self._finish(r, "cancelled")
             else:
-                r.sink(GenerationError(
+                r.sink(ConfigurationError(
                     f"The prompt ({len(r.prompt_ids)} tokens) plus max_new_tokens ({r.max_new_tokens}) needs "
                     f"{r.budget} KV-cache positions, but the cache holds {limit}. Lower max_new_tokens or "
                     "shorten the prompt."))
