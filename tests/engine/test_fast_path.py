@@ -29,7 +29,7 @@ from wizardcoder_integrations.engine.backends.weights import (
     check_supported,
     repack_gptq,
 )
-from wizardcoder_integrations.errors import ConfigurationError, GenerationError
+from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 from wizardcoder_integrations.standin.gptq import pack_columns, pack_rows
 
