@@ -52,6 +52,18 @@ def read_remote_engine(body: bytes) -> int:
     return len(engine.generate(["x"], raw=True, max_new_tokens=4096)[0].text)
 
 
+def read_remote_engine_sse(body: bytes) -> int:
+    """Only the remote engine's SSE reading (no stop filter or result assembly): the part httpx-sse would replace."""
+    from wizardcoder_integrations.engine import RemoteEngine
+
+    engine = RemoteEngine("http://bench/v1", transport=transport(body), max_retries=0)
+    text = ""
+    for event in engine._events("/v1/completions", {}):
+        for choice in event["choices"]:
+            text += choice["text"]
+    return len(text)
+
+
 def read_httpx_sse(body: bytes) -> int:
     from httpx_sse import connect_sse
 
@@ -96,7 +108,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     body = recorded_stream(args.chunks)
-    readers = {"remote_engine (httpx iter_lines)": read_remote_engine, "httpx-sse": read_httpx_sse,
+    readers = {"remote_engine generate (SSE + stops + result)": read_remote_engine,
+               "remote_engine SSE reading (httpx iter_lines)": read_remote_engine_sse, "httpx-sse": read_httpx_sse,
                "openai SDK": read_openai}
     summary = {}
     for name, reader in readers.items():

@@ -32,6 +32,7 @@ from wizardcoder_integrations.engine.results import GenerationResult, StreamDelt
 from wizardcoder_integrations.engine.textstream import StopFilter
 from wizardcoder_integrations.errors import (
     ConfigurationError,
+    EngineClosedError,
     GenerationError,
     RemoteError,
     RemoteRejectedError,
@@ -67,6 +68,10 @@ def _httpx() -> Any:
     except ImportError as e:
         raise missing_extra("remote", "httpx") from e
     return httpx
+
+
+class RemoteRequestRefused(RemoteRejectedError, ConfigurationError):
+    """The server refused the request itself (HTTP 400/404/413/422): the caller's mistake, as in-process."""
 
 
 class RemoteEngine:
@@ -121,6 +126,7 @@ class RemoteEngine:
         self._tokenize_shape: str | None = None  # "openai" (vLLM, wizardcoder serve), "tgi" or "local"
         self._local_tokenizer: Any = None
         self._lock = threading.RLock()
+        self._closed = False
 
     def check_model(self, model: str | None) -> str | None:
         """For an adapter built on this engine: ``model`` (if given) must be the one the engine asks for, which
@@ -188,6 +194,8 @@ class RemoteEngine:
 
     # -- tokens ---------------------------------------------------------------------------------------------
     def render(self, prompt: str, *, raw: bool = False, system: str | None = None) -> str:
+        if not isinstance(prompt, str):
+            raise ConfigurationError(f"A prompt must be a string, got {type(prompt).__name__}.")
         return prompt if raw else format_instruction(prompt, system)
 
     def tokenize(self, text: str, *, add_special_tokens: bool = True) -> list[int]:
@@ -333,8 +341,10 @@ class RemoteEngine:
             detail = (error.get("message") if isinstance(error, dict) else error) or response.text
         except (ValueError, AttributeError):
             detail = response.text
-        return RemoteRejectedError(f"{self.root} answered HTTP {response.status_code}: {detail}",
-                                   response.status_code)
+        message = f"{self.root} answered HTTP {response.status_code}: {detail}"
+        if response.status_code in (400, 404, 413, 422):  # the request itself was refused: the caller's mistake
+            return RemoteRequestRefused(message, response.status_code)
+        return RemoteRejectedError(message, response.status_code)
 
     def _delay(self, attempt: int, response: Any = None) -> float:
         """Seconds before retry ``attempt + 1``: the server's ``Retry-After`` if it sent one (plus up to 10 %),
@@ -412,7 +422,8 @@ class RemoteEngine:
                             if event is not None:
                                 received += 1
                                 yield event
-                    except httpx.HTTPError as e:
+                    except (httpx.HTTPError, RuntimeError) as e:  # RuntimeError: the client was closed
+                        self._check_open()
                         raise self._broken(received, e) from e
                     if path == "/generate_stream" and received:
                         return  # TGI's native stream has no [DONE]; its last event carries the details
@@ -438,6 +449,7 @@ class RemoteEngine:
     def stream(self, prompt: str, *, raw: bool = False, system: str | None = None,
                **overrides: Any) -> Iterator[StreamDelta | GenerationResult]:
         """Yield text deltas, then the :class:`GenerationResult` (token ids are not sent by servers)."""
+        self._check_open()
         params = self.params(**overrides)
         text = self.render(prompt, raw=raw, system=system)
         path, payload, projection = self._plan(text, params, stream=True)
@@ -445,6 +457,7 @@ class RemoteEngine:
         events = self._events(path, payload)
         try:
             for event in events:
+                self._check_open()
                 delta = assembler.push(event)
                 if delta:
                     yield StreamDelta(delta, ())
@@ -463,7 +476,7 @@ class RemoteEngine:
                  **overrides: Any) -> list[GenerationResult]:
         """Complete every prompt; requests go out concurrently and the server batches them."""
         if isinstance(prompts, str):
-            raise GenerationError("generate() takes a list of prompts; wrap a single prompt in a list.")
+            raise ConfigurationError("generate() takes a list of prompts; wrap a single prompt in a list.")
         self.params(**overrides)  # validate before sending anything
 
         def one(p: str) -> GenerationResult:
@@ -506,7 +519,8 @@ class RemoteEngine:
                             if event is not None:
                                 received += 1
                                 yield event
-                    except httpx.HTTPError as e:
+                    except (httpx.HTTPError, RuntimeError) as e:  # RuntimeError: the client was closed
+                        self._check_open()
                         raise self._broken(received, e) from e
                     if path == "/generate_stream" and received:
                         return
@@ -518,6 +532,7 @@ class RemoteEngine:
 
     async def astream(self, prompt: str, *, raw: bool = False, system: str | None = None,
                       **overrides: Any) -> AsyncIterator[StreamDelta | GenerationResult]:
+        self._check_open()
         params = self.params(**overrides)
         text = self.render(prompt, raw=raw, system=system)
         path, payload, projection = await asyncio.to_thread(self._plan, text, params, True)  # may probe
@@ -525,6 +540,7 @@ class RemoteEngine:
         events = self._aevents(path, payload)
         try:
             async for event in events:
+                self._check_open()
                 delta = assembler.push(event)
                 if delta:
                     yield StreamDelta(delta, ())
@@ -552,7 +568,13 @@ class RemoteEngine:
         return list(await asyncio.gather(*(one(p) for p in prompts)))
 
     def close(self) -> None:
+        """Close the connections; streams still running and later calls fail with ``EngineClosedError``."""
+        self._closed = True
         self._client.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineClosedError(f"This RemoteEngine for {self.root} was closed; build a new one.")
 
 
 def shared_remote_engine(base_url: str, *, model: str | None = None, api_key: str | None = None,

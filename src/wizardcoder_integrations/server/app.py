@@ -158,7 +158,15 @@ def create_app(engine: Any, *, served_model_name: str | None = None, max_pending
         base = {"id": rid, "object": "text_completion", "created": created, "model": name}
         admit()
         if body.stream:
-            stream = _guard(request, _completion_chunks(engine, prompts[0], overrides, body, base, texts))
+            try:
+                events = await _primed(request, _events(engine, prompts[0], overrides, body.n))
+            except BaseException:
+                release()
+                raise
+            if events is None:
+                release()
+                return JSONResponse(error_body(499, "The client closed the request."), 499)
+            stream = _guard(request, _completion_chunks(events, prompts[0], body, base, texts))
             return StreamingResponse(_released(stream, release), media_type="text/event-stream")
         try:
             jobs = [_collect(engine, p, overrides, body.n) for p in prompts]
@@ -186,7 +194,15 @@ def create_app(engine: Any, *, served_model_name: str | None = None, max_pending
         base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": name}
         admit()
         if body.stream:
-            stream = _guard(request, _chat_chunks(engine, rendered, overrides, body, base, texts))
+            try:
+                events = await _primed(request, _events(engine, rendered.prompt, overrides, body.n))
+            except BaseException:
+                release()
+                raise
+            if events is None:
+                release()
+                return JSONResponse(error_body(499, "The client closed the request."), 499)
+            stream = _guard(request, _chat_chunks(events, rendered, overrides, body, base, texts))
             return StreamingResponse(_released(stream, release), media_type="text/event-stream")
         try:
             replies = await _until_disconnect(request, _chat_replies(engine, rendered, overrides, body.n, texts,
@@ -285,6 +301,28 @@ async def _guard(request: Any, chunks: AsyncIterator[bytes]) -> AsyncIterator[by
         producer.cancel()  # a client gone mid-reply: the engine request is cancelled with the generator
 
 
+async def _primed(request: Any, events: AsyncIterator[Any]) -> AsyncIterator[Any] | None:
+    """``events`` with its first item already taken, so a request the engine refuses (a prompt longer than the
+    context) is an HTTP error, not a stream that starts and fails; None if the client left meanwhile."""
+    try:
+        first = await _until_disconnect(request, events.__anext__())
+    except StopAsyncIteration:
+        first = None
+    if first is None:
+        await events.aclose()  # type: ignore[attr-defined]
+        return None
+
+    async def chained() -> AsyncIterator[Any]:
+        try:
+            yield first
+            async for item in events:
+                yield item
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+
+    return chained()
+
+
 async def _released(chunks: AsyncIterator[bytes], release: Any) -> AsyncIterator[bytes]:
     try:
         async for chunk in chunks:
@@ -378,7 +416,7 @@ def _completion_logprobs(result: Any, texts: TokenTexts, k: int | None) -> dict[
     return texts.completion(tuple(getattr(result, "logprobs", None) or ()), k)
 
 
-async def _completion_chunks(engine: Any, prompt: str, overrides: dict[str, Any], body: CompletionBody,
+async def _completion_chunks(events: AsyncIterator[tuple[int, Any]], prompt: str, body: CompletionBody,
                              base: dict[str, Any], texts: TokenTexts) -> AsyncIterator[bytes]:
     results = []
     try:
@@ -386,7 +424,7 @@ async def _completion_chunks(engine: Any, prompt: str, overrides: dict[str, Any]
             for i in range(body.n):
                 yield _sse({**base, "choices": [{"index": i, "text": prompt, "logprobs": None,
                                                  "finish_reason": None}]})
-        async for i, event in _events(engine, prompt, overrides, body.n):
+        async for i, event in events:
             if _final(event):
                 results.append(event)
                 yield _sse({**base, "choices": [{"index": i, "text": "", "logprobs": None,
@@ -445,13 +483,12 @@ async def _chat_replies(engine: Any, rendered: Any, overrides: dict[str, Any], n
 
 
 def _chat_reason(reply: Any, calls: int) -> str:
-    if calls and reply.finish_reason in ("stop", "tool_calls"):
-        return "tool_calls"
-    return "length" if reply.finish_reason == "length" else "stop"
+    """The chat layer's finish reason ("tool_calls" when the reply holds valid calls), in OpenAI's words."""
+    return reply.finish_reason if reply.finish_reason in ("stop", "length", "tool_calls") else "stop"
 
 
-async def _chat_chunks(engine: Any, rendered: Any, overrides: dict[str, Any], body: ChatBody, base: dict[str, Any],
-                       texts: TokenTexts) -> AsyncIterator[bytes]:
+async def _chat_chunks(events: AsyncIterator[tuple[int, Any]], rendered: Any, overrides: dict[str, Any],
+                       body: ChatBody, base: dict[str, Any], texts: TokenTexts) -> AsyncIterator[bytes]:
     n = body.n
     builders = [ReplyBuilder.for_request(rendered) for _ in range(n)]
     counts = [0] * n
@@ -479,7 +516,7 @@ async def _chat_chunks(engine: Any, rendered: Any, overrides: dict[str, Any], bo
             yield chunk(i, {"role": "assistant", "content": ""})
             for c in parts_to_chunks(i, builders[i].start(), None):
                 yield c
-        async for i, event in _events(engine, rendered.prompt, overrides, n):
+        async for i, event in events:
             lp = texts.chat(_logprobs_of(event), k) if body.logprobs and _logprobs_of(event) else None
             for c in parts_to_chunks(i, builders[i].feed(event), lp):
                 yield c

@@ -39,7 +39,7 @@ class _Common(BaseModel):
 
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    temperature: float | None = Field(None, ge=0.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     top_k: int | None = None  # vLLM's extension; -1 or 0 mean "off"
     repetition_penalty: float | None = Field(None, gt=0.0)  # vLLM's extension
