@@ -72,6 +72,18 @@ def _close_all(procs: list[SandboxProcess]) -> None:
 _WARNED: set[str] = set()
 
 
+def _searchable_by_others(path: str) -> bool:
+    """Whether a uid that owns nothing on the host can walk through every directory of ``path``."""
+    parts = os.path.realpath(path).split("/")
+    for i in range(1, len(parts) + 1):
+        try:
+            if not os.stat("/".join(parts[:i]) or "/").st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True
+
+
 class WeakIsolationWarning(UserWarning):
     """The sandbox runs with less than tier A isolation (the message says what is weaker and the fix)."""
 
@@ -109,6 +121,13 @@ class Sandbox(CodeExecutor):
         # tier B as root: a per-run tmpfs in a private mount namespace; without root: a polled cap
         self._tmpfs = self.tier is IsolationTier.A or (self.tier is IsolationTier.B and self._as_root)
         self._reroute = self._unreachable_dirs()
+        if self.tier is not IsolationTier.A and self._as_root:
+            root = self.config.workdir_root or tempfile.gettempdir()
+            if not _searchable_by_others(root):
+                raise ConfigurationError(
+                    f"sandbox workdir_root {root!r} cannot be walked through by the sandbox uids: make it (and "
+                    "its parents) searchable by others (chmod o+x), or choose another workdir_root"
+                )
         self._closed = False
         self._pool_lock = threading.Lock()
         self._spares: list[SandboxProcess] = []
