@@ -193,12 +193,11 @@ class Sandbox(CodeExecutor):
             "reroute": self._reroute,
             "workdir": workdir,
             "disk_watch": None if self._tmpfs else [cfg.disk, DEFAULT_MAX_FILES],
-            "tmpfs": self._tmpfs and tier is not IsolationTier.A,
             "disk": cfg.disk,
             "disk_full_check": self._tmpfs,
             "notify": self.info.landlock_abi > 0,  # seccomp user notification: any kernel with Landlock has it
             "in_pidns": tier is IsolationTier.A,
-            "wipe_workdir": tier is IsolationTier.A,
+            "wipe_workdir": self._tmpfs,
             "env": sandbox_env(workdir, dict(cfg.env)),
         }
 
@@ -214,18 +213,24 @@ class Sandbox(CodeExecutor):
                 command=worker_command(self._layout, "{RESULT_FD}"),
                 mount_proc=self.info.landlock_abi > 0,
             )
-        else:
-            argv = worker_command(self._layout, "{RESULT_FD}")
         cfg = self.config
         lease = cgroup = None
+        workdir = None
         try:
+            if self.tier is not IsolationTier.A:
+                if self._tmpfs:  # the mount point of the worker's private tmpfs (empty on the host)
+                    workdir = tempfile.mkdtemp(prefix="wci-sandbox-", dir=cfg.workdir_root)
+                argv = worker_command(self._layout, "{RESULT_FD}", (workdir, cfg.disk) if workdir else None)
             if self._as_root:
                 lease = lease_uid(*cfg.uid_range)
             if self._cgroups is not None:
                 cgroup = WorkerCgroup(self._cgroups)
                 cgroup.set_limits(memory=cfg.memory, pids=cfg.max_processes + WORKER_TASKS, cpus=cfg.cpus)
             proc = SandboxProcess(argv, env={}, cwd="/", max_output=cfg.max_output, cgroup=cgroup, uid=lease)
+            proc.workdir = workdir
         except OSError as exc:
+            if workdir is not None:
+                remove_tree(workdir)
             if cgroup is not None:
                 cgroup.remove()
             if lease is not None:
@@ -290,7 +295,9 @@ class Sandbox(CodeExecutor):
         try:
             if self.tier is IsolationTier.A:
                 workdir = SANDBOX_WORKDIR
-            else:  # tier B: the run's own dir (as root only the mount point of its private tmpfs)
+            elif proc.workdir is not None:  # tier B as root: the worker's private tmpfs
+                workdir = proc.workdir
+            else:  # tier B without root: the run's own dir, capped by polling
                 host_workdir = tempfile.mkdtemp(prefix="wci-sandbox-", dir=self.config.workdir_root)
                 if uid is not None and not self._tmpfs:
                     os.chown(host_workdir, uid, uid)
