@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sandbox_support import AS_ROOT, Listeners, Tenant, make_sandbox, tenant_pid
+from sandbox_support import AS_ROOT, WORKDIR_ROOT, Listeners, Tenant, make_sandbox, tenant_pid
 
 from wizardcoder_integrations.sandbox import NOBODY, Sandbox
 
@@ -37,6 +37,7 @@ def sandbox(tier: str) -> Sandbox:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for sb in _SANDBOXES.values():
         sb.close()
+    shutil.rmtree(WORKDIR_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 
@@ -28,6 +29,9 @@ def is_sandbox_uid(uid: int | None) -> bool:
     return uid is not None and UID_FIRST <= uid < UID_FIRST + UID_COUNT
 
 
+WORKDIR_ROOT = tempfile.mkdtemp(prefix=f"wci-test-workdirs-{os.getpid()}-")
+os.chmod(WORKDIR_ROOT, 0o711)  # the sandbox uids walk through it to their own workdir
+"""Where this test session's tier B workdirs go (the system temp dir is shared with other processes)."""
 RUNNER_SECRET = f"RUNNER-ENV-SECRET-{os.getpid()}"
 os.environ["WCI_SANDBOX_TEST_RUNNER_SECRET"] = RUNNER_SECRET  # present while every worker is spawned
 
@@ -41,7 +45,7 @@ def make_sandbox(tier: str, **kwargs: object) -> Sandbox:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", WeakIsolationWarning)
         try:
-            return Sandbox(tier=tier, **kwargs)  # type: ignore[arg-type]
+            return Sandbox(tier=tier, **{"workdir_root": WORKDIR_ROOT, **kwargs})  # type: ignore[arg-type]
         except SandboxUnavailableError as exc:
             if tier == "A":
                 pytest.skip(f"bubblewrap is installed but this kernel/host cannot run it: {exc}")

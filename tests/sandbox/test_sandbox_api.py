@@ -343,3 +343,12 @@ def test_locked_directories_are_wiped_before_reuse() -> None:
         assert sb.run("import os\nprint(os.listdir('.'))").stdout == "[]\n"
     finally:
         sb.close()
+
+
+def test_tier_b_workdir_root_must_be_searchable_by_the_sandbox_uids(tmp_path) -> None:
+    if not AS_ROOT or tiers.landlock.abi_version() == 0:
+        pytest.skip("needs root (a uid per sandbox) and Landlock (tier B)")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    with pytest.raises(ConfigurationError, match="chmod o\\+x"):
+        make_sandbox("B", prespawn=0, workdir_root=str(private))

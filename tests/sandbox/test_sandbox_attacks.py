@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from sandbox_support import RUNNER_SECRET, Listeners, Tenant, is_sandbox_uid, sandbox_uid_processes
+from sandbox_support import RUNNER_SECRET, WORKDIR_ROOT, Listeners, Tenant, is_sandbox_uid, sandbox_uid_processes
 
 from wizardcoder_integrations.sandbox import DEFAULT_MAX_OUTPUT_BYTES, ExecutionResult, Sandbox
 from wizardcoder_integrations.sandbox.seccomp import _ARCHES
@@ -321,8 +321,9 @@ assert len(RUN_WIDE_ATTACKS) >= 15 and len(ATTACKS) >= 47
 
 
 def _snapshot_tmp() -> set[str]:
-    tmp = tempfile.gettempdir()
-    return {n for n in os.listdir(tmp) if n.startswith(("wci-sandbox-", "wci-pwned-"))}
+    """This session's workdirs and anything the code managed to write into the temp dir."""
+    ours = set(os.listdir(WORKDIR_ROOT))
+    return ours | {n for n in os.listdir(tempfile.gettempdir()) if n.startswith(f"wci-pwned-{os.getpid()}")}
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.name for a in ATTACKS])

@@ -72,6 +72,18 @@ def _close_all(procs: list[SandboxProcess]) -> None:
 _WARNED: set[str] = set()
 
 
+def _searchable_by_others(path: str) -> bool:
+    """Whether a uid that owns nothing on the host can walk through every directory of ``path``."""
+    parts = os.path.realpath(path).split("/")
+    for i in range(1, len(parts) + 1):
+        try:
+            if not os.stat("/".join(parts[:i]) or "/").st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True
+
+
 class WeakIsolationWarning(UserWarning):
     """The sandbox runs with less than tier A isolation (the message says what is weaker and the fix)."""
 
@@ -109,6 +121,13 @@ class Sandbox(CodeExecutor):
         # tier B as root: a per-run tmpfs in a private mount namespace; without root: a polled cap
         self._tmpfs = self.tier is IsolationTier.A or (self.tier is IsolationTier.B and self._as_root)
         self._reroute = self._unreachable_dirs()
+        if self.tier is not IsolationTier.A and self._as_root:
+            root = self.config.workdir_root or tempfile.gettempdir()
+            if not _searchable_by_others(root):
+                raise ConfigurationError(
+                    f"sandbox workdir_root {root!r} cannot be walked through by the sandbox uids: make it (and "
+                    "its parents) searchable by others (chmod o+x), or choose another workdir_root"
+                )
         self._closed = False
         self._pool_lock = threading.Lock()
         self._spares: list[SandboxProcess] = []
@@ -174,12 +193,11 @@ class Sandbox(CodeExecutor):
             "reroute": self._reroute,
             "workdir": workdir,
             "disk_watch": None if self._tmpfs else [cfg.disk, DEFAULT_MAX_FILES],
-            "tmpfs": self._tmpfs and tier is not IsolationTier.A,
             "disk": cfg.disk,
             "disk_full_check": self._tmpfs,
             "notify": self.info.landlock_abi > 0,  # seccomp user notification: any kernel with Landlock has it
             "in_pidns": tier is IsolationTier.A,
-            "wipe_workdir": tier is IsolationTier.A,
+            "wipe_workdir": self._tmpfs,
             "env": sandbox_env(workdir, dict(cfg.env)),
         }
 
@@ -195,18 +213,24 @@ class Sandbox(CodeExecutor):
                 command=worker_command(self._layout, "{RESULT_FD}"),
                 mount_proc=self.info.landlock_abi > 0,
             )
-        else:
-            argv = worker_command(self._layout, "{RESULT_FD}")
         cfg = self.config
         lease = cgroup = None
+        workdir = None
         try:
+            if self.tier is not IsolationTier.A:
+                if self._tmpfs:  # the mount point of the worker's private tmpfs (empty on the host)
+                    workdir = tempfile.mkdtemp(prefix="wci-sandbox-", dir=cfg.workdir_root)
+                argv = worker_command(self._layout, "{RESULT_FD}", (workdir, cfg.disk) if workdir else None)
             if self._as_root:
                 lease = lease_uid(*cfg.uid_range)
             if self._cgroups is not None:
                 cgroup = WorkerCgroup(self._cgroups)
                 cgroup.set_limits(memory=cfg.memory, pids=cfg.max_processes + WORKER_TASKS, cpus=cfg.cpus)
             proc = SandboxProcess(argv, env={}, cwd="/", max_output=cfg.max_output, cgroup=cgroup, uid=lease)
+            proc.workdir = workdir
         except OSError as exc:
+            if workdir is not None:
+                remove_tree(workdir)
             if cgroup is not None:
                 cgroup.remove()
             if lease is not None:
@@ -271,7 +295,9 @@ class Sandbox(CodeExecutor):
         try:
             if self.tier is IsolationTier.A:
                 workdir = SANDBOX_WORKDIR
-            else:  # tier B: the run's own dir (as root only the mount point of its private tmpfs)
+            elif proc.workdir is not None:  # tier B as root: the worker's private tmpfs
+                workdir = proc.workdir
+            else:  # tier B without root: the run's own dir, capped by polling
                 host_workdir = tempfile.mkdtemp(prefix="wci-sandbox-", dir=self.config.workdir_root)
                 if uid is not None and not self._tmpfs:
                     os.chown(host_workdir, uid, uid)

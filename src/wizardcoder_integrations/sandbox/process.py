@@ -143,6 +143,8 @@ class SandboxProcess:
         """The worker has shown it works (it served a run, or its session is up): losing it now is a
         supervisor failure, not a failure to start."""
         self.output_overflow = False
+        self.workdir: str | None = None
+        """Tier B as root: the host dir the worker mounted its private workdir tmpfs on (removed on close)."""
         self.before = RunCounters()
         """The cgroup's counters when the current run started."""
         self.runs = 0
@@ -270,6 +272,9 @@ class SandboxProcess:
         if self.uid is not None:
             self.uid.release()
             self.uid = None
+        if self.workdir is not None:
+            remove_tree(self.workdir)
+            self.workdir = None
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(self.pidfd)
         if self.pidfd >= 0:

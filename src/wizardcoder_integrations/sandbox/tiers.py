@@ -325,11 +325,16 @@ def bwrap_argv(
     return [*argv, "--", *command]
 
 
-def worker_command(layout: PythonLayout, result_fd: int | str) -> list[str]:
-    """``python -I -S -B -c BOOTSTRAP FD``: isolated mode, no site, no bytecode writes."""
+def worker_command(layout: PythonLayout, result_fd: int | str, tmpfs: tuple[str, int] | None = None) -> list[str]:
+    """``python -I -S -B -c BOOTSTRAP FD [TMPFS]``: isolated mode, no site, no bytecode writes.
+
+    ``tmpfs``: (path, bytes): the worker first mounts a tmpfs of that size on path in a private mount
+    namespace of its own (tier B as root), the workdir of every run it serves.
+    """
     from .worker import BOOTSTRAP
 
-    return [layout.executable, "-I", "-S", "-B", "-c", BOOTSTRAP, str(result_fd)]
+    extra = [f"{tmpfs[1]}:{tmpfs[0]}"] if tmpfs else []
+    return [layout.executable, "-I", "-S", "-B", "-c", BOOTSTRAP, str(result_fd), *extra]
 
 
 @functools.lru_cache(maxsize=1)

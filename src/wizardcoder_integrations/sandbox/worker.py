@@ -654,8 +654,6 @@ class Supervisor:
     def prepare(self) -> int | None:
         job = self.job
         ffi = _load_sibling("ffi")
-        if job["tmpfs"]:
-            self._mount_workdir(ffi)
         job["_reroute_fds"] = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in job["reroute"]}
         for fd in job["_reroute_fds"].values():
             os.set_inheritable(fd, True)
@@ -697,23 +695,6 @@ class Supervisor:
         if ffi.prctl(_PR_SET_CHILD_SUBREAPER, 1) != 0:
             raise OSError("prctl(PR_SET_CHILD_SUBREAPER) failed")
         return ruleset_fd
-
-    def _mount_workdir(self, ffi) -> None:  # type: ignore[no-untyped-def]
-        """Tier B as root: a private mount namespace with a size-capped tmpfs on the workdir.
-
-        The mount exists only in this run's namespace: it vanishes with the run's last process,
-        whatever happens to the host or to this supervisor.
-        """
-        nrs = _load_sibling("seccomp")._table(None)["nr"]
-        if ffi.syscall(nrs["unshare"], _CLONE_NEWNS) != 0:
-            raise OSError(ffi.errno(), f"unshare(CLONE_NEWNS) failed: {os.strerror(ffi.errno())}")
-        if ffi.syscall(nrs["mount"], None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
-            raise OSError(ffi.errno(), f"making / private failed: {os.strerror(ffi.errno())}")
-        uid, gid = self.job["drop"] or (os.getuid(), os.getgid())
-        options = f"size={self.job['disk']},mode=0700,uid={uid},gid={gid}".encode()
-        target = self.job["workdir"].encode()
-        if ffi.syscall(nrs["mount"], b"tmpfs", target, b"tmpfs", _MS_NOSUID | _MS_NODEV, options) != 0:
-            raise OSError(ffi.errno(), f"mounting the workdir tmpfs failed: {os.strerror(ffi.errno())}")
 
     def spawn(self, ruleset_fd: int | None, session: bool) -> None:
         report_r, report_w = os.pipe()
@@ -1007,6 +988,24 @@ class Supervisor:
                 return
 
 
+def _mount_workdir(path: str, size: int) -> None:
+    """Tier B as root: a private mount namespace with a size-capped tmpfs on the workdir.
+
+    Done once by the worker before any job: the mount exists only in the namespace of the worker and
+    its runs, so it vanishes with their last process, whatever happens to the host or a supervisor.
+    Each run's supervisor makes it its uid's and wipes it afterwards (as in tier A).
+    """
+    ffi = _load_sibling("ffi")
+    nrs = _load_sibling("seccomp")._table(None)["nr"]
+    if ffi.syscall(nrs["unshare"], _CLONE_NEWNS) != 0:
+        raise OSError(ffi.errno(), f"unshare(CLONE_NEWNS) failed: {os.strerror(ffi.errno())}")
+    if ffi.syscall(nrs["mount"], None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        raise OSError(ffi.errno(), f"making / private failed: {os.strerror(ffi.errno())}")
+    options = f"size={size},mode=0700".encode()
+    if ffi.syscall(nrs["mount"], b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) != 0:
+        raise OSError(ffi.errno(), f"mounting the workdir tmpfs failed: {os.strerror(ffi.errno())}")
+
+
 def _serve_one(result_fd: int) -> None:
     """One run or session (a fresh fork of the idle worker, which never sees job data); never returns."""
     seccomp = _load_sibling("seccomp")
@@ -1054,6 +1053,9 @@ def main() -> None:
     _load_sibling("landlock")
     _load_sibling("ffi").prctl(_PR_SET_PDEATHSIG, _SIGKILL)
     result_fd = int(sys.argv[1])
+    if len(sys.argv) > 2:  # "<bytes>:<path>": this worker's workdir tmpfs (tier B as root)
+        size, _sep, path = sys.argv[2].partition(":")
+        _mount_workdir(path, int(size))
     poller = select.poll()
     poller.register(0, select.POLLIN)
     while True:
