@@ -141,9 +141,6 @@ def _json_cases() -> list[Case]:
              expect={"text": cat}),
         Case("json-schema-system", (ChatMessage("system", "Be funny."), *_user("Tell me a joke about cats.")),
              response_format=schema_format, expect={"json": True}),
-        # not learned: the stand-in's object is cut by a turn stop; every front door must cut it the same way
-        Case("json-object-order", _user(learned.ORDER_QUESTION), response_format={"type": "json_object"},
-             expect={"text_contains": "{"}),
         Case("json-schema-order", _user(learned.ORDER_QUESTION), response_format={
             "type": "json_schema", "json_schema": {"name": "PizzaOrder",
                                                    "schema": learned.PizzaOrder.model_json_schema()}},

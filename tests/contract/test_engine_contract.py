@@ -100,12 +100,15 @@ def test_closing_a_stream_cancels_it_and_the_engine_goes_on(engine_under_test: A
 
 
 async def test_cancelling_an_async_consumer_cancels_the_request(engine_under_test: Any) -> None:
+    streaming = asyncio.Event()
+
     async def consume() -> None:
         async for _ in engine_under_test.astream(INSTRUCTION, **{**GREEDY, "max_new_tokens": 512}):
-            await asyncio.sleep(0.01)
+            streaming.set()
+            await asyncio.sleep(60)  # the consumer is still reading when it is cancelled
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(streaming.wait(), 60)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

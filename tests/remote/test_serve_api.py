@@ -131,9 +131,9 @@ async def test_logprobs_logit_bias_seed_n_and_echo(app: Any, engine: Engine) -> 
     lp = scored["logprobs"]
     assert "".join(lp["tokens"]) == plain["text"] and len(lp["token_logprobs"]) == 6
     assert all(len(top) == 2 and v <= 0 for top, v in zip(lp["top_logprobs"], lp["token_logprobs"], strict=True))
-    first = engine.tokenize(plain["text"], add_special_tokens=False)[0]
-    banned = (await _post(app, "/v1/completions", {**base, "logit_bias": {str(first): -100}})).json()["choices"][0]
-    assert engine.tokenize(banned["text"], add_special_tokens=False)[:1] != [first]
+    first = engine.generate([prompt], raw=True, do_sample=False, max_new_tokens=1)[0].token_ids[0]
+    banned = (await _post(app, "/v1/completions", {**base, "logprobs": 0, "logit_bias": {str(first): -100}})).json()
+    assert banned["choices"][0]["logprobs"]["tokens"][0] != lp["tokens"][0]
     sampled = {**base, "temperature": 1.0, "seed": 7, "n": 2, "presence_penalty": 0.5, "frequency_penalty": 0.5}
     a = (await _post(app, "/v1/completions", sampled)).json()
     b = (await _post(app, "/v1/completions", sampled)).json()

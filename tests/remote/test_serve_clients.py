@@ -18,13 +18,12 @@ from langchain.chat_models import init_chat_model
 from langchain_core.messages import HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
-from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.agent.workflow import FunctionAgent, ToolCallResult
 from llama_index.llms.openai_like import OpenAILike
 
 from wizardcoder_integrations.engine import Engine
 from wizardcoder_integrations.scenarios.llama_index_agents import (
     FUNCTION_QUESTION,
-    FUNCTION_REPLIES,
     FUNCTION_SYSTEM_PROMPT,
 )
 from wizardcoder_integrations.scenarios.llama_index_agents import get_weather as get_city_weather
@@ -99,8 +98,13 @@ async def test_openai_like_function_agent_round_trip(server: Server, engine: Eng
                      is_chat_model=True, is_function_calling_model=True, context_window=2048, max_retries=0)
     agent = FunctionAgent(tools=[FunctionTool.from_defaults(get_city_weather)], llm=llm,
                           system_prompt=FUNCTION_SYSTEM_PROMPT)
-    response = await agent.run(user_msg=FUNCTION_QUESTION)
-    assert str(response) == FUNCTION_REPLIES[-1].strip()
+    handler = agent.run(user_msg=FUNCTION_QUESTION)
+    calls = [(e.tool_name, e.tool_kwargs) async for e in handler.stream_events() if isinstance(e, ToolCallResult)]
+    response = await handler
+    # OpenAI-style tool schemas make another prompt than the in-process adapter's, so only the round trip is
+    # checked: the call, then an answer built from the tool's result
+    assert calls == [("get_weather", {"city": "Paris"})]
+    assert "sunny" in str(response) and "22 degrees" in str(response)
 
 
 def test_openai_sdk_models_and_errors(server: Server, engine: Engine) -> None:
