@@ -219,11 +219,15 @@ def test_llama_index_async_and_tools_over_http(indexes: tuple[WizardCoder, Wizar
 
 
 # -- failures and bad settings -----------------------------------------------------------------------------
-def test_a_server_killed_mid_stream_is_a_clear_error_in_the_adapters(standin: Any) -> None:
+def test_a_server_killed_mid_stream_is_a_clear_error_in_the_adapters(standin: Any, engine: Engine) -> None:
+    from wizardcoder_integrations.engine import SamplingParams
+
     victim = start_server()
     try:
-        chat = ChatWizardCoder(base_url=f"{victim.url}/v1", max_retries=0, max_tokens=1500, temperature=1.5,
-                               seed=3, repetition_penalty=1.0)
+        # the end-of-sequence token is banned, so the reply is still running when the server dies
+        never_ends = SamplingParams(logit_bias={engine.eos_token_id: -100.0}, max_new_tokens=1500, do_sample=False)
+        remote = RemoteEngine(victim.url, max_retries=0, defaults=never_ends)
+        chat = ChatWizardCoder(engine=remote, max_retries=0, max_tokens=1500)
         seen: list[str] = []
         with pytest.raises(RemoteError, match=r"broke the stream|ended the stream"):
             for chunk in chat.stream("Tell me a very long story about the sea."):
