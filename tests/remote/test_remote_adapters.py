@@ -223,19 +223,22 @@ def test_llama_index_async_and_tools_over_http(indexes: tuple[WizardCoder, Wizar
 
 
 # -- failures and bad settings -----------------------------------------------------------------------------
-def test_a_server_killed_mid_stream_is_a_clear_error_in_the_adapters(standin: Any) -> None:
+def test_a_server_killed_mid_stream_is_a_clear_error_in_the_adapters(standin: Any, engine: Engine) -> None:
+    from wizardcoder_integrations.engine import SamplingParams
+
     victim = start_server()
     try:
-        chat = ChatWizardCoder(base_url=f"{victim.url}/v1", max_retries=0, temperature=0)
-        # the stand-in's longest learned answer: still being written when the server dies after its first chunk
-        longest = max(CODE_TASKS, key=lambda t: len(t.response))
+        # the end-of-sequence token is banned, so the reply is still running when the server dies
+        never_ends = SamplingParams(logit_bias={engine.eos_token_id: -100.0}, max_new_tokens=1500, do_sample=False)
+        remote = RemoteEngine(victim.url, max_retries=0, defaults=never_ends)
+        chat = ChatWizardCoder(engine=remote, max_retries=0, max_tokens=1500)
         seen: list[str] = []
         with pytest.raises(RemoteError, match=r"broke the stream|ended the stream"):
-            for chunk in chat.stream(longest.instruction):
+            for chunk in chat.stream("Tell me a very long story about the sea."):
                 seen.append(str(chunk.content))
-                if len(seen) == 1:
+                if len(seen) == 3:
                     victim.process.kill()
-        assert len(seen) >= 1
+        assert len(seen) >= 3
     finally:
         victim.stop()
     with pytest.raises(RemoteError, match="Cannot reach"):
