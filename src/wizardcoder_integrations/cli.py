@@ -59,11 +59,12 @@ def load_engine(args: argparse.Namespace) -> Any:
     """The engine the arguments name: a server (``--base-url`` or ``$WIZARDCODER_BASE_URL``), the stand-in
     (``--standin``) or the model loaded here."""
     if hasattr(args, "base_url"):
-        from wizardcoder_integrations.engine.remote import remote_backend, shared_remote_engine
+        from wizardcoder_integrations.chat.settings import resolve_backend
+        from wizardcoder_integrations.engine.remote import shared_remote_engine
 
         local = {"revision": args.revision, "device": args.device, "standin": args.standin or None,
                  "profile": None}
-        base_url, api_key = remote_backend(args.base_url, args.api_key, **local)
+        base_url, api_key = resolve_backend(args.base_url, args.api_key, **local)
         if base_url is not None:
             model = None if args.model == DEFAULT_MODEL else args.model
             return shared_remote_engine(base_url, model=model, api_key=api_key, profile=args.profile)

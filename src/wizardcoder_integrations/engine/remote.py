@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import threading
 import time
@@ -43,7 +42,7 @@ from wizardcoder_integrations.errors import (
 )
 from wizardcoder_integrations.profiles import ModelProfile, get_profile, profile_for_repo
 
-__all__ = ["API_KEY_ENV", "BASE_URL_ENV", "RemoteEngine", "remote_backend", "shared_remote_engine"]
+__all__ = ["RemoteEngine", "shared_remote_engine"]
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: A server's ``Retry-After`` is honoured up to this many seconds.
@@ -53,8 +52,6 @@ SERVE_OWNER = "wizardcoder-integrations"
 GRAMMAR_FORMATS = ("auto", "serve", "vllm", "vllm-guided", "tgi", "none")
 DEFAULT_CONTEXT = 16384  # WizardCoder-Python's max_position_embeddings
 #: Read by the adapters when ``base_url`` / ``api_key`` are not passed.
-BASE_URL_ENV = "WIZARDCODER_BASE_URL"
-API_KEY_ENV = "WIZARDCODER_API_KEY"
 #: Adapter settings that only mean something when the weights are loaded in this process.
 LOCAL_ONLY_SETTINGS = ("revision", "device", "cache_dir", "local_files_only")
 
@@ -595,42 +592,6 @@ def shared_remote_engine(base_url: str, *, model: str | None = None, api_key: st
         if engine is None:
             engine = _SHARED[key] = RemoteEngine(base_url, **kwargs)
         return engine
-
-
-def remote_backend(base_url: str | None, api_key: str | None, *, engine: Any = None,
-                   **local: Any) -> tuple[str | None, str | None]:
-    """The server an adapter should use (``None``: in-process) and its API key, or a clear error.
-
-    ``base_url`` falls back to ``$WIZARDCODER_BASE_URL`` and ``api_key`` to ``$WIZARDCODER_API_KEY`` (never to
-    ``OPENAI_API_KEY``: that key is not meant for your own servers). An explicit ``engine`` wins over the
-    environment; ``local`` holds the adapter's settings that only apply to loading weights in-process.
-    """
-    if engine is not None:
-        if base_url is not None:
-            raise ConfigurationError(
-                "Pass base_url= or engine=, not both: base_url= builds a RemoteEngine itself. To configure one "
-                "yourself, pass engine=RemoteEngine(base_url, ...) alone.")
-        if api_key is not None:
-            raise ConfigurationError("api_key= goes with base_url=; with engine=RemoteEngine(...) pass api_key to "
-                                     "the RemoteEngine.")
-        return None, None
-    origin = "base_url"
-    if base_url is None:
-        base_url = os.environ.get(BASE_URL_ENV) or None
-        origin = f"${BASE_URL_ENV}"
-    if base_url is None:
-        if api_key is not None:
-            raise ConfigurationError("api_key= is only used with a remote server: pass base_url= too, or drop it.")
-        return None, None
-    for name, value in local.items():
-        if value is None or (name == "revision" and value == "main"):
-            continue
-        why = (f"the server decides which branch it serves: start it with --revision {value} and drop revision="
-               if name == "revision" else "it only applies to loading the weights in this process; drop it")
-        raise ConfigurationError(f"{name}={value!r} cannot be used with {origin}={base_url!r}: {why}.")
-    if api_key is None:
-        api_key = os.environ.get(API_KEY_ENV) or None
-    return base_url, api_key
 
 
 def _version_at_least(version: str, least: tuple[int, ...]) -> bool:
