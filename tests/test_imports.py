@@ -17,6 +17,7 @@ EXPECTED_ALL = [
     "ModelLoadError",
     "RemoteError",
     "RemoteRejectedError",
+    "RemoteRequestRefused",
     "RemoteStreamError",
     "RemoteTimeoutError",
     "RemoteUnavailableError",

@@ -13,6 +13,7 @@
     ├── RemoteError               an OpenAI-compatible server did not answer as asked
     │   ├── RemoteUnavailableError cannot connect                                       HTTP 503 + Retry-After
     │   ├── RemoteRejectedError   the server answered an error status (``status``)       that status
+    │   │   └── RemoteRequestRefused  400/404/413/422: the caller's mistake (also a ConfigurationError)
     │   ├── RemoteStreamError     the stream broke off mid-reply                         HTTP 502
     │   └── RemoteTimeoutError    a network wait ran out                                 HTTP 504
     ├── ToolArgumentsError        a tool was called with arguments its schema refuses     HTTP 422
@@ -37,6 +38,7 @@ __all__ = [
     "ModelLoadError",
     "RemoteError",
     "RemoteRejectedError",
+    "RemoteRequestRefused",
     "RemoteStreamError",
     "RemoteTimeoutError",
     "RemoteUnavailableError",
@@ -125,6 +127,10 @@ class RemoteRejectedError(RemoteError):
     @property
     def retryable(self) -> bool:  # type: ignore[override]
         return self.status == 429 or self.status >= 500
+
+
+class RemoteRequestRefused(RemoteRejectedError, ConfigurationError):
+    """The server refused the request itself (HTTP 400/404/413/422): the caller's mistake, as in-process."""
 
 
 class RemoteStreamError(RemoteError):

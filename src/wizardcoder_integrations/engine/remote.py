@@ -35,6 +35,7 @@ from wizardcoder_integrations.errors import (
     GenerationError,
     RemoteError,
     RemoteRejectedError,
+    RemoteRequestRefused,
     RemoteStreamError,
     RemoteTimeoutError,
     RemoteUnavailableError,
@@ -65,10 +66,6 @@ def _httpx() -> Any:
     except ImportError as e:
         raise missing_extra("remote", "httpx") from e
     return httpx
-
-
-class RemoteRequestRefused(RemoteRejectedError, ConfigurationError):
-    """The server refused the request itself (HTTP 400/404/413/422): the caller's mistake, as in-process."""
 
 
 class RemoteEngine:
