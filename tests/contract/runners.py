@@ -36,6 +36,24 @@ def _args(arguments: Any) -> str:
     return json.dumps(arguments if isinstance(arguments, dict) else json.loads(arguments), sort_keys=True)
 
 
+def langchain_messages(case: Case) -> list[Any]:
+    """The case's conversation as LangChain messages (shared by the in-process and the ChatOpenAI runner)."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+    messages: list[Any] = []
+    for m in case.messages:
+        if m.role == "system":
+            messages.append(SystemMessage(m.content))
+        elif m.role == "user":
+            messages.append(HumanMessage(m.content))
+        elif m.role == "assistant":
+            calls = [{"name": c.name, "args": c.arguments, "id": c.id, "type": "tool_call"} for c in m.tool_calls]
+            messages.append(AIMessage(m.content, tool_calls=calls))
+        else:
+            messages.append(ToolMessage(m.content, tool_call_id=m.tool_call_id or "", name=m.name))
+    return messages
+
+
 class Runner(Protocol):
     name: str
 
@@ -72,20 +90,9 @@ class LangChainRunner:
         self.model_class = ChatWizardCoder
 
     def run(self, case: Case) -> Normalized:
-        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
         chat = self.model_class(engine=self.engine, max_tokens=case.max_tokens, **GREEDY)
-        messages: list[Any] = []
-        for m in case.messages:
-            if m.role == "system":
-                messages.append(SystemMessage(m.content))
-            elif m.role == "user":
-                messages.append(HumanMessage(m.content))
-            elif m.role == "assistant":
-                calls = [{"name": c.name, "args": c.arguments, "id": c.id, "type": "tool_call"} for c in m.tool_calls]
-                messages.append(AIMessage(m.content, tool_calls=calls))
-            else:
-                messages.append(ToolMessage(m.content, tool_call_id=m.tool_call_id or "", name=m.name))
+        messages = langchain_messages(case)
         model: Any = chat
         if case.tools:
             tools = [{"type": "function", "function": {"name": t.name, "description": t.description,

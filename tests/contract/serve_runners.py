@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from .cases import Case
-from .runners import Normalized, _args
+from .runners import Normalized, _args, langchain_messages
 
 __all__ = ["ChatOpenAIRunner", "OpenAILikeRunner", "OpenAIRunner"]
 
@@ -97,21 +97,10 @@ class ChatOpenAIRunner:
         self.base_url, self.model, self.cls = base_url, model, ChatOpenAI
 
     def run(self, case: Case) -> Normalized:
-        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
         chat = self.cls(model=self.model, base_url=self.base_url, api_key="unused", temperature=0,
                         max_tokens=case.max_tokens, max_retries=0)
-        messages: list[Any] = []
-        for m in case.messages:
-            if m.role == "system":
-                messages.append(SystemMessage(m.content))
-            elif m.role == "user":
-                messages.append(HumanMessage(m.content))
-            elif m.role == "assistant":
-                calls = [{"name": c.name, "args": c.arguments, "id": c.id, "type": "tool_call"} for c in m.tool_calls]
-                messages.append(AIMessage(m.content, tool_calls=calls))
-            else:
-                messages.append(ToolMessage(m.content, tool_call_id=m.tool_call_id or "", name=m.name))
+        messages = langchain_messages(case)
         model: Any = chat
         if case.tools:
             model = chat.bind_tools(_tools(case), tool_choice=_choice(case))
