@@ -21,7 +21,11 @@ class Server:
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        return self.process.wait(timeout=60)
+        try:
+            return self.process.wait(timeout=60)
+        finally:
+            if self.process.stdout is not None:
+                self.process.stdout.close()  # the pipe start_server read the address from
 
 
 def start_server(*extra: str) -> Server:
