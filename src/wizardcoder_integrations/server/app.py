@@ -15,7 +15,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from wizardcoder_integrations.chat import InvalidToolCall, ParsedToolCall, ReplyBuilder, render_request
@@ -143,6 +143,24 @@ def create_app(engine: Any, *, served_model_name: str | None = None, max_pending
                                  f"tokens, but the model's context is {context} tokens. Shorten it.", param,
                                  code="context_length_exceeded")
 
+    def client_closed() -> JSONResponse:
+        """The answer to a request whose client went away before it finished (never read; logged as 499)."""
+        return JSONResponse(error_body(499, "The client closed the request."), 499)
+
+    async def streamed(request: Request, prompt: str, overrides: dict[str, Any], n: int,
+                       chunks: Callable[[AsyncIterator[Any]], AsyncIterator[bytes]]) -> Any:
+        """Stream one prompt's reply: its first event is awaited first (a refused request is an HTTP error, not
+        a broken stream); the slot is released when the stream ends, fails or the client leaves."""
+        try:
+            events = await _primed(request, _events(engine, prompt, overrides, n))
+        except BaseException:
+            release()
+            raise
+        if events is None:
+            release()
+            return client_closed()
+        return StreamingResponse(_released(_guard(request, chunks(events)), release), media_type="text/event-stream")
+
     @app.post("/v1/completions")
     async def completions(body: CompletionBody, request: Request) -> Any:
         check_model(body.model)
@@ -158,23 +176,15 @@ def create_app(engine: Any, *, served_model_name: str | None = None, max_pending
         base = {"id": rid, "object": "text_completion", "created": created, "model": name}
         admit()
         if body.stream:
-            try:
-                events = await _primed(request, _events(engine, prompts[0], overrides, body.n))
-            except BaseException:
-                release()
-                raise
-            if events is None:
-                release()
-                return JSONResponse(error_body(499, "The client closed the request."), 499)
-            stream = _guard(request, _completion_chunks(events, prompts[0], body, base, texts))
-            return StreamingResponse(_released(stream, release), media_type="text/event-stream")
+            return await streamed(request, prompts[0], overrides, body.n,
+                                  lambda events: _completion_chunks(events, prompts[0], body, base, texts))
         try:
             jobs = [_collect(engine, p, overrides, body.n) for p in prompts]
             results = await _until_disconnect(request, asyncio.gather(*jobs))
         finally:
             release()
         if results is None:
-            return JSONResponse(error_body(499, "The client closed the request."), 499)
+            return client_closed()
         choices = [
             {"index": i * body.n + j, "text": (p if body.echo else "") + r.text,
              "logprobs": _completion_logprobs(r, texts, body.logprobs), "finish_reason": _reason(r),
@@ -194,23 +204,15 @@ def create_app(engine: Any, *, served_model_name: str | None = None, max_pending
         base = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": name}
         admit()
         if body.stream:
-            try:
-                events = await _primed(request, _events(engine, rendered.prompt, overrides, body.n))
-            except BaseException:
-                release()
-                raise
-            if events is None:
-                release()
-                return JSONResponse(error_body(499, "The client closed the request."), 499)
-            stream = _guard(request, _chat_chunks(events, rendered, overrides, body, base, texts))
-            return StreamingResponse(_released(stream, release), media_type="text/event-stream")
+            return await streamed(request, rendered.prompt, overrides, body.n,
+                                  lambda events: _chat_chunks(events, rendered, overrides, body, base, texts))
         try:
             replies = await _until_disconnect(request, _chat_replies(engine, rendered, overrides, body.n, texts,
                                                                      body.logprobs))
         finally:
             release()
         if replies is None:
-            return JSONResponse(error_body(499, "The client closed the request."), 499)
+            return client_closed()
         return {**base, "object": "chat.completion", "choices": [c for c, _ in replies],
                 "usage": _usage([r for _, r in replies])}
 
