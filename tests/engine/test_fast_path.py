@@ -260,6 +260,14 @@ INTERPRETER_CHECK = textwrap.dedent('''
     for splits in (1, 2, 4):
         got = ops.decode_attention(q, k_cache, v_cache, table, lengths, page, hd ** -0.5, splits).float()
         torch.testing.assert_close(got, want, atol=2e-3, rtol=2e-3)
+    # prefill after a cached prefix: 5 new tokens after 35 cached, and a whole 9-token prompt, packed
+    q = torch.randn(14, heads, hd).half()
+    args = (table, torch.tensor([0, 5], dtype=torch.int32), torch.tensor([5, 9], dtype=torch.int32),
+            torch.tensor([40, 9], dtype=torch.int32), page, hd ** -0.5)
+    want = ref.prefill_attention(q, k_cache, v_cache, *args, 9).float()
+    for max_q in (9, 70):  # 16-query blocks; 32-query blocks with blocks past every row's queries
+        got = ops.prefill_attention(q, k_cache, v_cache, *args, max_q).float()
+        torch.testing.assert_close(got, want, atol=2e-3, rtol=2e-3)
     print("ok")
 ''')
 

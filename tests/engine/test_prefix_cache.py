@@ -153,3 +153,26 @@ def test_greedy_follow_up_turns_are_identical_with_the_prefix_cache(standin, eng
         else:
             assert stats["prefix_hit_tokens"] == 0
     assert outputs[True] == outputs[False]
+
+
+@pytest.mark.slow
+def test_the_captured_tail_prefill_reads_its_inputs_right(standin) -> None:
+    """What a follow-up turn's CUDA graph runs (one row's tail, padded to its bucket, all inputs in one vector),
+    run eagerly on CPU: the same logits as the uncaptured prefill, and nothing written outside its pages but
+    the scratch page."""
+    cached, plain = _backend(standin, True), _backend(standin, False)
+    gen = torch.Generator().manual_seed(4)
+    head = torch.randint(3, 500, (140,), generator=gen).tolist()
+    with torch.inference_mode():
+        cached.prefill([[*head, 5]], [200])
+        cached.keep([])
+        follow_up = [*head, 21, 22, 23, 24, 25, 26, 27]  # 128 cached, a tail of 19 padded to 32
+        pages, hit = cached.cache.pool.allocate_prompt(follow_up, 200)
+        assert hit == 128
+        bucket = 32
+        size = 3 * bucket + cached.block_table.shape[1] + 4
+        meta = cached._tail_meta(bucket, size, follow_up, pages, hit)
+        got = cached._tail_forward(meta, bucket)
+        want = plain.prefill([follow_up], [200])
+        torch.testing.assert_close(got, want, atol=2e-4, rtol=2e-4)
+        cached.cache.pool.release(pages)

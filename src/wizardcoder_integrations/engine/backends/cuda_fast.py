@@ -5,7 +5,9 @@ its prompt plus its ``max_new_tokens`` when it joins, so a running row can never
 caching: whole pages of a prompt stay cached after their row leaves, and a later prompt that starts with the
 same tokens shares them and prefills only the rest (:mod:`block_pool`). Decode
 runs a CUDA graph captured once per batch-size bucket: the graph reads tokens, positions and block tables
-from fixed device buffers; rows past the live batch point at the scratch page and are ignored.
+from fixed device buffers; rows past the live batch point at the scratch page and are ignored. A follow-up
+turn (one row, a short uncached tail after a cached prefix) replays a prefill graph captured per tail size,
+so its time to first token is the GPU's work, not hundreds of kernel launches.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import torch
 
 from wizardcoder_integrations.engine.backends.base import Backend
-from wizardcoder_integrations.engine.backends.llama import FastLlama
+from wizardcoder_integrations.engine.backends.llama import CachedPrefix, FastLlama
 from wizardcoder_integrations.engine.backends.paged_cache import PagedKVCache
 from wizardcoder_integrations.engine.backends.weights import LlamaWeights
 
@@ -25,6 +27,7 @@ __all__ = ["FastBackend"]
 PAGE_SIZE = 64
 PREFILL_TOKENS = 16384  # most prompt tokens run in one prefill pass
 GRAPH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128)
+TAIL_BUCKETS = (16, 32, 64, 128)  # uncached prompt tails a captured prefill serves (one row)
 KV_MEMORY_FRACTION = 0.85  # of the GPU memory free after weights and workspaces
 RESERVED_BYTES = 4 << 30  # prefill activations, graph pools, sampling
 
@@ -84,6 +87,7 @@ class FastBackend(Backend):
         sms = torch.cuda.get_device_properties(self.device).multi_processor_count if cuda else 8
         self.splits = {b: _attention_splits(b, weights.num_heads, sms) for b in self.buckets}
         self.graphs: dict[int, tuple[Any, torch.Tensor]] = {}
+        self.tail_graphs: dict[int, tuple[Any, torch.Tensor, torch.Tensor]] = {}
         if tune and hasattr(ops, "tune_attention") and cuda:
             self.cache.k[0].normal_()  # time on data, not zeros (pages are written before any row reads them)
             self.cache.v[0].normal_()
@@ -92,8 +96,11 @@ class FastBackend(Backend):
         started = time.perf_counter()
         if use_graphs if use_graphs is not None else cuda:
             self._capture()
+            if prefix_caching:
+                self._capture_tails()
         self.stats.update(capture_s=round(time.perf_counter() - started, 2), kv_cache_tokens=kv_tokens,
-                          kv_cache_bytes=pages * PAGE_SIZE * per_token, graph_buckets=list(self.graphs))
+                          kv_cache_bytes=pages * PAGE_SIZE * per_token, graph_buckets=list(self.graphs),
+                          tail_graph_buckets=list(self.tail_graphs))
 
     # -- Backend ------------------------------------------------------------------------------------------
     @property
@@ -157,12 +164,13 @@ class FastBackend(Backend):
 
     def close(self) -> None:
         self.graphs.clear()
+        self.tail_graphs.clear()
 
     # -- phases -------------------------------------------------------------------------------------------
     def _prefill_chunk(self, prompts: list[list[int]], budgets: list[int]) -> torch.Tensor:
         if self.rows + len(prompts) > self.max_batch_size:
             raise RuntimeError("more rows than max_batch_size")
-        page, pool = PAGE_SIZE, self.cache.pool
+        pool = self.cache.pool
         taken: list[tuple[list[int], int]] = []
         try:
             for prompt, budget in zip(prompts, budgets, strict=True):
@@ -173,24 +181,14 @@ class FastBackend(Backend):
             raise
         pages = [p for p, _ in taken]
         cached = [c for _, c in taken]  # leading positions whose KV a cached prefix already holds
-        lengths = [len(p) for p in prompts]
-        slots_of = [torch.tensor(p, dtype=torch.long)[torch.arange(n) // page] * page + torch.arange(n) % page
-                    for p, n in zip(pages, lengths, strict=True)]  # every prompt position's slot, per row
-        tokens = torch.tensor([t for p, c in zip(prompts, cached, strict=True) for t in p[c:]], dtype=torch.long)
-        positions = torch.cat([torch.arange(c, n, dtype=torch.int32) for c, n in zip(cached, lengths, strict=True)])
-        slots = torch.cat([s[c:] for s, c in zip(slots_of, cached, strict=True)])
-        dev = self.device
-        context = None
-        if any(cached):
-            context = (torch.cat(slots_of).to(dev), lengths)
         try:
-            logits = self.model.prefill(tokens.to(dev), positions.to(dev), slots.to(dev),
-                                        [n - c for n, c in zip(lengths, cached, strict=True)], context=context)
+            logits = self._run_prefill(prompts, pages, cached)
         except BaseException:
             for p in pages:
                 pool.release(p)
             raise
-        first = self.rows
+        first, dev = self.rows, self.device
+        lengths = [len(p) for p in prompts]
         for j, (p, n) in enumerate(zip(pages, lengths, strict=True)):
             self.positions[first + j] = n
             self.block_table[first + j, : len(p)] = torch.tensor(p, dtype=torch.int32, device=dev)
@@ -198,6 +196,87 @@ class FastBackend(Backend):
         self.row_pages += pages
         self.row_lengths += lengths
         return logits
+
+    def _run_prefill(self, prompts: list[list[int]], pages: list[list[int]], cached: list[int]) -> torch.Tensor:
+        """Write the prompts' uncached positions into their pages; each row's last logits [n, V]."""
+        page, dev = PAGE_SIZE, self.device
+        lengths = [len(p) for p in prompts]
+        new = [n - c for n, c in zip(lengths, cached, strict=True)]
+        if len(prompts) == 1 and cached[0]:  # a follow-up turn: replay the captured prefill of its tail size
+            bucket = next((b for b in self.tail_graphs if b >= new[0]), None)
+            if bucket is not None:
+                return self._replay_tail(bucket, prompts[0], pages[0], cached[0])
+        slots = torch.cat([torch.tensor(p, dtype=torch.long)[torch.arange(c, n) // page] * page
+                           + torch.arange(c, n) % page for p, c, n in zip(pages, cached, lengths, strict=True)])
+        tokens = torch.tensor([t for p, c in zip(prompts, cached, strict=True) for t in p[c:]], dtype=torch.long)
+        positions = torch.cat([torch.arange(c, n, dtype=torch.int32) for c, n in zip(cached, lengths, strict=True)])
+        rows: list[int] | CachedPrefix = lengths
+        if any(cached):
+            table = torch.zeros((len(prompts), max(map(len, pages))), dtype=torch.int32)
+            for r, p in enumerate(pages):
+                table[r, : len(p)] = torch.tensor(p, dtype=torch.int32)
+            q_len = torch.tensor(new, dtype=torch.int32)
+            ends = q_len.cumsum(0)
+            rows = CachedPrefix(block_table=table.to(dev), q_start=(ends - q_len).to(torch.int32).to(dev),
+                                q_len=q_len.to(dev), kv_len=torch.tensor(lengths, dtype=torch.int32).to(dev),
+                                last=(ends - 1).to(dev), max_q=max(new))
+        return self.model.prefill(tokens.to(dev), positions.to(dev), slots.to(dev), rows)
+
+    def _replay_tail(self, bucket: int, prompt: list[int], pages: list[int], cached: int) -> torch.Tensor:
+        """One row's uncached tail through the CUDA graph captured for ``bucket`` new tokens."""
+        graph, meta, out = self.tail_graphs[bucket]
+        meta.copy_(self._tail_meta(bucket, meta.shape[0], prompt, pages, cached))
+        graph.replay()
+        return out.clone()
+
+    @staticmethod
+    def _tail_meta(bucket: int, size: int, prompt: list[int], pages: list[int], cached: int) -> torch.Tensor:
+        """The inputs of :meth:`_tail_forward` in one int32 vector: tokens, positions and slots [bucket] each
+        (padding: token 0 at position 0, written to the scratch page's slot 0), the block table, then
+        q_start, q_len, kv_len and the last token's index."""
+        n, tail, page = len(prompt), len(prompt) - cached, PAGE_SIZE
+        host = torch.zeros(size, dtype=torch.int32)
+        positions = torch.arange(cached, n, dtype=torch.int32)
+        table = torch.tensor(pages, dtype=torch.int32)
+        host[:tail] = torch.tensor(prompt[cached:], dtype=torch.int32)
+        host[bucket: bucket + tail] = positions
+        host[2 * bucket: 2 * bucket + tail] = table[positions // page] * page + positions % page
+        host[3 * bucket: 3 * bucket + len(pages)] = table
+        host[size - 4:] = torch.tensor([0, tail, n, tail - 1], dtype=torch.int32)
+        return host
+
+    def _tail_forward(self, meta: torch.Tensor, bucket: int) -> torch.Tensor:
+        """The prefill of one row's ``bucket`` new tokens, all inputs read from ``meta`` (see _replay_tail)."""
+        end = meta.shape[0] - 4
+        rows = CachedPrefix(block_table=meta[3 * bucket: end].view(1, -1), q_start=meta[end: end + 1],
+                            q_len=meta[end + 1: end + 2], kv_len=meta[end + 2: end + 3],
+                            last=meta[end + 3: end + 4].long(), max_q=bucket)
+        return self.model.prefill(meta[:bucket].long(), meta[bucket: 2 * bucket],
+                                  meta[2 * bucket: 3 * bucket].long(), rows)
+
+    def _capture_tails(self) -> None:
+        """CUDA graphs for one row's prefill after a cached prefix, per tail size (their own memory pool:
+        a tail's logits must survive the next decode replay)."""
+        max_pages = self.block_table.shape[1]
+        side = torch.cuda.Stream(self.device)
+        pool = None
+        for bucket in TAIL_BUCKETS:
+            if bucket > getattr(self.ops, "dense_threshold", 0):
+                break
+            meta = torch.zeros(3 * bucket + max_pages + 4, dtype=torch.int32, device=self.device)
+            meta[-3:-1] = bucket  # q_len = kv_len = bucket: a valid row on the scratch page while capturing
+            meta[-1] = bucket - 1
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                self._tail_forward(meta, bucket)  # compile every kernel variant before capturing
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            torch.cuda.synchronize(self.device)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=pool):
+                out = self._tail_forward(meta, bucket)
+            pool = graph.pool()
+            self.tail_graphs[bucket] = (graph, meta, out)
+        torch.cuda.synchronize(self.device)
 
     def cache_stats(self) -> dict[str, Any]:
         pool = self.cache.pool

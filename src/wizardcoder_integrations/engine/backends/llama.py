@@ -1,12 +1,14 @@
 """The Llama forward of the fast path, in its two phases over a paged KV cache.
 
-``prefill`` runs whole prompts (packed, each row attending to itself); ``decode_step`` runs one token per row
+``prefill`` runs packed prompts, whole (each row attending to itself) or after a cached prefix (the new
+tokens attend to the row's pages); ``decode_step`` runs one token per row
 with static shapes and no host synchronisation, so it can be captured in a CUDA graph. Every operation goes
 through ``ops`` (Triton kernels on CUDA, plain torch as the reference).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -15,7 +17,7 @@ import torch.nn.functional as F
 from wizardcoder_integrations.engine.backends.paged_cache import PagedKVCache
 from wizardcoder_integrations.engine.backends.weights import LlamaWeights
 
-__all__ = ["FastLlama"]
+__all__ = ["CachedPrefix", "FastLlama"]
 
 
 class FastLlama:
@@ -41,30 +43,36 @@ class FastLlama:
         self.sin = freqs.sin().to(device).contiguous()
         self.scale = d ** -0.5
 
-    def prefill(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor, lengths: list[int],
-                context: tuple[torch.Tensor, list[int]] | None = None) -> torch.Tensor:
-        """Prompts packed back to back: tokens/positions/slots [T]; returns last-position logits [n, V].
+    def prefill(self, tokens: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
+                rows: list[int] | CachedPrefix) -> torch.Tensor:
+        """Prompts packed back to back: tokens/positions/slots [T]; returns each row's last logits [n, V].
 
-        ``context``: when some rows start after a cached prefix, (slots of every position of every row [C],
-        each row's whole length): row ``r``'s ``lengths[r]`` new tokens are its last positions and attend to
-        all of it. None: each row is its whole prompt.
+        ``rows``: each row's length when every row is a whole prompt, or a :class:`CachedPrefix` when rows
+        start after positions already in the cache (their new tokens then attend to those through the pages).
         """
         w, ops = self.w, self.ops
         h = F.embedding(tokens, w.embed)  # [T, hidden]
-        kv_slots = slots if context is None else context[0]
-        plan = _AttentionPlan(lengths, lengths if context is None else context[1], h.device)
+        if isinstance(rows, CachedPrefix):
+            plan = None
+            last = rows.last
+        else:
+            plan = _AttentionPlan(rows, h.device)
+            last = torch.tensor(rows).cumsum(0).sub_(1).to(h.device)  # [n]
         delta = None
         for i, layer in enumerate(w.layers):
             x = ops.add_rmsnorm(h, delta, layer.input_norm, w.rms_norm_eps)
             qkv = ops.linear(x, layer.qkv)  # [S, T, (H + 2 Hkv) D]
-            q = ops.rope_write(qkv, positions, slots, self.cos, self.sin, self.cache.k[i], self.cache.v[i],
+            k_cache, v_cache = self.cache.k[i], self.cache.v[i]
+            q = ops.rope_write(qkv, positions, slots, self.cos, self.sin, k_cache, v_cache,
                                w.num_heads, w.num_kv_heads)  # [T, H, D]
-            k = self.cache.k[i][kv_slots]  # [T or C, Hkv, D], rotated
-            v = self.cache.v[i][kv_slots]
-            attn = plan.attend(q, k, v)  # [T, H * D]
+            if plan is not None:
+                attn = plan.attend(q, k_cache[slots], v_cache[slots])  # [T, H * D]
+            else:
+                assert isinstance(rows, CachedPrefix)
+                attn = ops.prefill_attention(q, k_cache, v_cache, rows.block_table, rows.q_start, rows.q_len,
+                                             rows.kv_len, self.cache.page_size, self.scale, rows.max_q)
             x = ops.add_rmsnorm(h, ops.linear(attn, layer.o), layer.post_norm, w.rms_norm_eps)
             delta = ops.linear(ops.silu_mul(ops.linear(x, layer.gate_up)), layer.down)
-        last = torch.tensor(lengths).cumsum(0).sub_(1).to(h.device)  # [n]
         assert delta is not None
         x = ops.add_rmsnorm(h[last].contiguous(), delta[:, last].contiguous(), w.norm, w.rms_norm_eps)
         return F.linear(x, self.lm_head)[:, : self.vocab]  # [n, V]
@@ -91,45 +99,47 @@ class FastLlama:
         return F.linear(x, self.lm_head)[:, : self.vocab]  # [B, V]
 
 
-class _AttentionPlan:
-    """Causal attention of packed prompts, its index tensors built once per prefill on the host (no device
-    synchronisation per layer). Row ``r``'s ``q_lengths[r]`` queries are the last of its ``kv_lengths[r]``
-    positions (equal lengths: a whole prompt; shorter: the tail after a cached prefix)."""
+@dataclass
+class CachedPrefix:
+    """Prefill rows whose first positions are already cached, as device tensors (so a CUDA graph can replay
+    with new values): row ``r``'s ``q_len[r]`` new tokens, packed from ``q_start[r]``, are the last of its
+    ``kv_len[r]`` positions, which live in the pages of ``block_table[r]``."""
 
-    def __init__(self, q_lengths: list[int], kv_lengths: list[int], device: torch.device) -> None:
-        self.total = sum(q_lengths)
-        self.single = len(q_lengths) == 1
-        self.causal = q_lengths == kv_lengths  # SDPA's own causal mask (flash attention) applies
-        if self.single and self.causal:
+    block_table: torch.Tensor  # [n, P] int32
+    q_start: torch.Tensor  # [n] int32
+    q_len: torch.Tensor  # [n] int32
+    kv_len: torch.Tensor  # [n] int32
+    last: torch.Tensor  # [n] int64: each row's last new token in the packed batch
+    max_q: int  # no row has more new tokens
+
+
+class _AttentionPlan:
+    """Causal attention of whole prompts packed back to back, its index tensors built once per prefill on
+    the host (no device synchronisation per layer)."""
+
+    def __init__(self, lengths: list[int], device: torch.device) -> None:
+        self.single = len(lengths) == 1
+        if self.single:
             return
-        n, lq, lk = len(q_lengths), max(q_lengths), max(kv_lengths)
-        self.n, self.lq, self.lk = n, lq, lk
-        self.q_index = _pad_index(q_lengths, lq).to(device, non_blocking=True)  # [T] into [n * Lq]
-        self.kv_index = _pad_index(kv_lengths, lk).to(device, non_blocking=True)  # [C] into [n * Lk]
-        self.mask = None
-        if not self.causal:  # right-padded rows with the causal mask: padding after a row's end can't reach it
-            ql, kl = torch.tensor(q_lengths)[:, None, None], torch.tensor(kv_lengths)[:, None, None]
-            i, j = torch.arange(lq)[None, :, None], torch.arange(lk)[None, None, :]
-            self.mask = ((j <= kl - ql + i) & (j < kl))[:, None].to(device, non_blocking=True)  # [n, 1, Lq, Lk]
+        self.n, self.width = len(lengths), max(lengths)
+        self.index = _pad_index(lengths, self.width).to(device, non_blocking=True)  # [T] into [n * width]
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """q [T, H, D], k/v [C, Hkv, D] -> [T, H * D]."""
+        """q [T, H, D], k/v [T, Hkv, D] -> [T, H * D]."""
         total, heads, d = q.shape
         gqa = k.shape[1] != heads
-        if self.single and self.causal:
+        if self.single:
             out = F.scaled_dot_product_attention(q.transpose(0, 1)[None], k.transpose(0, 1)[None],
                                                  v.transpose(0, 1)[None], is_causal=True, enable_gqa=gqa)
             return out[0].transpose(0, 1).reshape(total, heads * d)
 
-        def pad(x: torch.Tensor, index: torch.Tensor, width: int) -> torch.Tensor:
-            out = x.new_zeros((self.n * width, x.shape[1], d))
-            out[index] = x
-            return out.view(self.n, width, x.shape[1], d).transpose(1, 2)  # [n, heads, L, D]
+        def pad(x: torch.Tensor) -> torch.Tensor:  # right-padded rows: padding comes after a row's end
+            out = x.new_zeros((self.n * self.width, x.shape[1], d))
+            out[self.index] = x
+            return out.view(self.n, self.width, x.shape[1], d).transpose(1, 2)  # [n, heads, L, D]
 
-        out = F.scaled_dot_product_attention(pad(q, self.q_index, self.lq), pad(k, self.kv_index, self.lk),
-                                             pad(v, self.kv_index, self.lk), attn_mask=self.mask,
-                                             is_causal=self.mask is None, enable_gqa=gqa)
-        return out.transpose(1, 2).reshape(self.n * self.lq, heads * d)[self.q_index]
+        out = F.scaled_dot_product_attention(pad(q), pad(k), pad(v), is_causal=True, enable_gqa=gqa)
+        return out.transpose(1, 2).reshape(self.n * self.width, heads * d)[self.index]
 
 
 def _pad_index(lengths: list[int], width: int) -> torch.Tensor:

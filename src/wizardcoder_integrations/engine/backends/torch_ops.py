@@ -81,6 +81,28 @@ class TorchOps:
             out[b] = torch.einsum("ht,thd->hd", att.softmax(-1), v).reshape(-1).to(q.dtype)
         return out
 
+    def prefill_attention(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                          block_table: torch.Tensor, q_start: torch.Tensor, q_len: torch.Tensor,
+                          kv_len: torch.Tensor, page: int, scale: float, max_q: int) -> torch.Tensor:
+        """Row ``r``'s ``q_len[r]`` packed queries (from ``q_start[r]``) are the last of its ``kv_len[r]``
+        cached positions and attend causally to them: [T, H * D], zeros where no row's query is."""
+        total, heads, d = q.shape
+        out = torch.zeros((total, heads, d), dtype=q.dtype, device=q.device)
+        for r in range(block_table.shape[0]):
+            n, m, start = int(kv_len[r]), int(q_len[r]), int(q_start[r])
+            if m == 0:
+                continue
+            pages = block_table[r, : -(-n // page)].long()
+            slots = (pages[:, None] * page + torch.arange(page, device=q.device)).flatten()[:n]
+            group = heads // k_cache.shape[1]
+            k = k_cache[slots].float().repeat_interleave(group, dim=1)  # [n, H, D]
+            v = v_cache[slots].float().repeat_interleave(group, dim=1)
+            att = torch.einsum("ihd,jhd->hij", q[start: start + m].float(), k) * scale
+            allowed = torch.arange(n, device=q.device)[None, :] <= torch.arange(n - m, n, device=q.device)[:, None]
+            att = att.masked_fill(~allowed, float("-inf"))
+            out[start: start + m] = torch.einsum("hij,jhd->ihd", att.softmax(-1), v).to(q.dtype)
+        return out.view(total, heads * d)
+
 
 def _splits(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Sum a linear's splits [S, M, N] and round to ``dtype``, as the eager model rounds a linear's output."""

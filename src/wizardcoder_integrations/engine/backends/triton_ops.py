@@ -257,37 +257,47 @@ class TritonOps:
 
     def tune_attention(self, k_cache: torch.Tensor, v_cache: torch.Tensor, heads: int, page: int,
                        splits: dict[int, int], context: int = 512) -> list[dict[str, Any]]:
-        """Per batch size: the CUDA-core or the tensor-core decode attention, whichever is faster here
-        (on a synthetic block table of ``context`` positions per row; both must agree)."""
+        """Per batch size: the CUDA-core or the tensor-core decode attention and how many splits of each row's
+        pages, whichever is fastest here (on a synthetic block table of ``context`` positions per row; every
+        candidate must agree with the CUDA-core kernel at the default split). Updates ``splits`` in place."""
         report = []
         d = k_cache.shape[-1]
         pages = k_cache.shape[0] // page
         gen = torch.Generator(device=k_cache.device).manual_seed(0)
-        for rows, split in splits.items():
+        for rows, default in splits.items():
             per_row = -(-context // page)
             table = torch.randint(1, pages, (rows, per_row), generator=gen, device=k_cache.device,
                                   dtype=torch.int32)
             lengths = torch.full((rows,), context, dtype=torch.int32, device=k_cache.device)
             q = torch.randn((rows, heads, d), generator=gen, device=k_cache.device).to(k_cache.dtype)
-            outs: dict[bool, Any] = {}
-            times: dict[bool, float | None] = {}
-            for dot in (False, True):
-                try:
+            want = self.decode_attention(q, k_cache, v_cache, table, lengths, page, d ** -0.5, default, False)
+            want = want.float()
+            options = sorted({s for s in (default // 2, default, default * 2, default * 4) if 1 <= s <= 16})
+            times: dict[str, float | None] = {}
+            best: tuple[float, int, bool] | None = None
+            error = None
+            for split in options:
+                for dot in (False, True):
+                    label = f"{'dot' if dot else 'fma'}-s{split}"
                     run = functools.partial(self.decode_attention, q, k_cache, v_cache, table, lengths, page,
                                             d ** -0.5, split, dot)
-                    outs[dot] = run().float()
-                    times[dot] = _graph_time(run, 5)
-                except Exception as e:
-                    times[dot] = None
-                    outs[dot] = f"{e.__class__.__name__}: {str(e)[:200]}"
-            ok = isinstance(outs[True], torch.Tensor) and isinstance(outs[False], torch.Tensor) and bool(
-                torch.allclose(outs[True], outs[False], atol=2e-2, rtol=2e-2))
-            fast, slow = times[True], times[False]
-            use = bool(ok and fast is not None and slow is not None and fast < slow)
-            self.attention_dot[rows] = use
-            report.append({"rows": rows, "splits": split, "dot": use, "agree": ok,
+                    try:
+                        if not torch.allclose(run().float(), want, atol=2e-2, rtol=2e-2):
+                            times[label], error = None, f"{label} disagrees"
+                            continue
+                        times[label] = t = _graph_time(run, 5)
+                    except Exception as e:
+                        times[label], error = None, f"{label}: {e.__class__.__name__}: {str(e)[:200]}"
+                        continue
+                    if best is None or t < best[0]:
+                        best = (t, split, dot)
+            if best is not None:
+                splits[rows] = best[1]
+                self.attention_dot[rows] = best[2]
+            report.append({"rows": rows, "default_splits": default, "splits": splits[rows],
+                           "dot": self.attention_dot.get(rows, False),
                            "us": {k: None if v is None else round(v * 1e6, 1) for k, v in times.items()},
-                           "error": next((o for o in outs.values() if isinstance(o, str)), None)})
+                           "error": error})
         return report
 
     def _time(self, x: torch.Tensor, group: list[Int4Weight], cfg: LinearConfig, repeats: int) -> float:
@@ -391,6 +401,24 @@ class TritonOps:
         split_merge_kernel[(rows, heads)](part, ml, out, splits, part.stride(0), part.stride(1), part.stride(2),
                                           out.stride(0), out.stride(1), D=d, MAX_SPLITS=16, num_warps=4, **pdl)
         return out.view(rows, heads * d)
+
+
+    def prefill_attention(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                          block_table: torch.Tensor, q_start: torch.Tensor, q_len: torch.Tensor,
+                          kv_len: torch.Tensor, page: int, scale: float, max_q: int) -> torch.Tensor:
+        """Packed queries q [T, H, D] of rows whose earlier positions are cached: [T, H * D] (zeros where no
+        row's query is). ``max_q`` bounds every ``q_len`` (the grid is sized by it)."""
+        from wizardcoder_integrations.engine.kernels.attention import paged_prefill_kernel
+
+        total, heads, d = q.shape
+        rows = block_table.shape[0]
+        block_m = 16 if max_q <= 64 else 32 if max_q <= 512 else 64
+        out = torch.zeros((total, heads, d), dtype=q.dtype, device=q.device)
+        paged_prefill_kernel[(triton_cdiv(max_q, block_m), heads, rows)](
+            q, k_cache, v_cache, block_table, q_start, q_len, kv_len, out, scale, q.stride(0), q.stride(1),
+            k_cache.stride(0), block_table.stride(0), out.stride(0), out.stride(1),
+            GROUP=heads // k_cache.shape[1], D=d, PAGE=page, BLOCK_M=block_m, num_warps=4)
+        return out.view(total, heads * d)
 
 
 def _graph_time(fn: Any, repeats: int) -> float:

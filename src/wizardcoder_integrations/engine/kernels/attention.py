@@ -1,9 +1,10 @@
-"""Decode attention over a paged KV cache: one query token per row, each row with its own length.
+"""Attention over a paged KV cache, each row with its own length.
 
 The cache of a layer is ``[pages * PAGE, kv_heads, head_dim]``; row ``b`` owns the pages listed in
-``block_table[b]``. Programs split a row's pages (flash-decoding) so a single long row still fills the GPU;
-a second kernel merges the splits by their log-sum-exp. Both read lengths from device memory, so one CUDA
-graph serves every mix of lengths.
+``block_table[b]``. Decode (one query token per row): programs split a row's pages (flash-decoding) so a single
+long row still fills the GPU; a second kernel merges the splits by their log-sum-exp. Prefill after a cached
+prefix (several query tokens per row, the last of the row's positions): blocks of queries walk the row's pages
+on tensor cores, causally. All read lengths from device memory, so one CUDA graph serves every mix of lengths.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import triton.language as tl
 
 from wizardcoder_integrations.engine.kernels.grid_dep import gdc_launch_dependents, gdc_wait
 
-__all__ = ["paged_decode_dot_kernel", "paged_decode_kernel", "split_merge_kernel"]
+__all__ = ["paged_decode_dot_kernel", "paged_decode_kernel", "paged_prefill_kernel", "split_merge_kernel"]
 
 
 @triton.jit
@@ -144,3 +145,50 @@ def split_merge_kernel(
                   mask=live[:, None], other=0.0)
     out = tl.sum(acc * w[:, None], axis=0) / tl.sum(lsum * w, axis=0)
     tl.store(o_ptr + b * stride_ob + h * stride_oh + d, out.to(tl.float16))
+
+
+@triton.jit
+def paged_prefill_kernel(
+    q_ptr, k_ptr, v_ptr, bt_ptr, q_start_ptr, q_len_ptr, kv_len_ptr, o_ptr,
+    scale, stride_qt, stride_qh, stride_kt, stride_bt, stride_ot, stride_oh,
+    GROUP: tl.constexpr, D: tl.constexpr, PAGE: tl.constexpr, BLOCK_M: tl.constexpr,
+):
+    """grid (query blocks, heads, rows). Row ``r``'s ``q_len`` queries, packed from ``q_start``, are its last
+    positions of ``kv_len``; their K/V are already in the cache. Query ``i`` attends to positions
+    ``<= kv_len - q_len + i``. Blocks past a row's queries do nothing."""
+    mb = tl.program_id(0)
+    h = tl.program_id(1)
+    r = tl.program_id(2)
+    q_len = tl.load(q_len_ptr + r)
+    kv_len = tl.load(kv_len_ptr + r)
+    q0 = tl.load(q_start_ptr + r)
+    offs = mb * BLOCK_M + tl.arange(0, BLOCK_M)
+    live = offs < q_len
+    qpos = kv_len - q_len + offs  # each query's position in its row
+    d = tl.arange(0, D)
+    t = tl.arange(0, PAGE)
+    q = tl.load(q_ptr + (q0 + offs)[:, None] * stride_qt + h * stride_qh + d[None, :], mask=live[:, None],
+                other=0.0)
+    hk = h // GROUP
+    m = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_sum = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, D], tl.float32)
+    keys = tl.minimum(kv_len, kv_len - q_len + (mb + 1) * BLOCK_M)  # the block's last query sees these
+    pages = tl.where(mb * BLOCK_M < q_len, tl.cdiv(keys, PAGE), 0)
+    for p in range(0, pages):  # page 0 holds key 0, which every query sees: m is finite from here on
+        page = tl.load(bt_ptr + r * stride_bt + p).to(tl.int64)
+        kpos = p * PAGE + t
+        kv_off = (page * PAGE + t)[:, None] * stride_kt + hk * D + d[None, :]
+        k = tl.load(k_ptr + kv_off, mask=(kpos < kv_len)[:, None], other=0.0)
+        v = tl.load(v_ptr + kv_off, mask=(kpos < kv_len)[:, None], other=0.0)
+        sc = tl.dot(q, tl.trans(k)) * (scale * 1.4426950408889634)  # [BLOCK_M, PAGE], log2 domain
+        sc = tl.where((kpos[None, :] <= qpos[:, None]) & (kpos < kv_len)[None, :], sc, float("-inf"))
+        m_new = tl.maximum(m, tl.max(sc, axis=1))
+        alpha = tl.exp2(m - m_new)
+        pr = tl.exp2(sc - m_new[:, None])
+        l_sum = l_sum * alpha + tl.sum(pr, axis=1)
+        acc = acc * alpha[:, None] + tl.dot(pr.to(v.dtype), v)
+        m = m_new
+    out = acc / l_sum[:, None]
+    tl.store(o_ptr + (q0 + offs)[:, None] * stride_ot + h * stride_oh + d[None, :], out.to(o_ptr.dtype.element_ty),
+             mask=live[:, None])
