@@ -10,6 +10,7 @@ a few rows is a chain of short kernels, where the gaps between them count).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -88,6 +89,7 @@ class TritonOps:
         self._workspace: torch.Tensor | None = None  # fp16 dense weight of the linear being prefilled
         self._norm_counts: dict[torch.device, torch.Tensor] = {}  # add_rmsnorm's per-row program counters
         self.attention_dot: dict[int, bool] = {}  # rows -> use the tensor-core decode attention
+        self.attention_warps: dict[int, int] = {}  # rows -> warps per decode-attention program
 
     def _pdl(self, device: torch.device, rows: int) -> dict[str, bool]:
         """Launch arguments: the kernels' PDL flag, and Triton's launch option where it is on."""
@@ -274,28 +276,26 @@ class TritonOps:
             want = want.float()
             options = sorted({s for s in (default // 2, default, default * 2, default * 4) if 1 <= s <= 16})
             times: dict[str, float | None] = {}
-            best: tuple[float, int, bool] | None = None
+            best: tuple[float, int, bool, int] | None = None
             error = None
-            for split in options:
-                for dot in (False, True):
-                    label = f"{'dot' if dot else 'fma'}-s{split}"
-                    run = functools.partial(self.decode_attention, q, k_cache, v_cache, table, lengths, page,
-                                            d ** -0.5, split, dot)
-                    try:
-                        if not torch.allclose(run().float(), want, atol=2e-2, rtol=2e-2):
-                            times[label], error = None, f"{label} disagrees"
-                            continue
-                        times[label] = t = _graph_time(run, 5)
-                    except Exception as e:
-                        times[label], error = None, f"{label}: {e.__class__.__name__}: {str(e)[:200]}"
+            for split, dot, warps in itertools.product(options, (False, True), (4, 8)):
+                label = f"{'dot' if dot else 'fma'}-s{split}-w{warps}"
+                run = functools.partial(self.decode_attention, q, k_cache, v_cache, table, lengths, page,
+                                        d ** -0.5, split, dot, warps)
+                try:
+                    if not torch.allclose(run().float(), want, atol=2e-2, rtol=2e-2):
+                        times[label], error = None, f"{label} disagrees"
                         continue
-                    if best is None or t < best[0]:
-                        best = (t, split, dot)
+                    times[label] = t = _graph_time(run, 5)
+                except Exception as e:
+                    times[label], error = None, f"{label}: {e.__class__.__name__}: {str(e)[:200]}"
+                    continue
+                if best is None or t < best[0]:
+                    best = (t, split, dot, warps)
             if best is not None:
-                splits[rows] = best[1]
-                self.attention_dot[rows] = best[2]
+                _, splits[rows], self.attention_dot[rows], self.attention_warps[rows] = best
             report.append({"rows": rows, "default_splits": default, "splits": splits[rows],
-                           "dot": self.attention_dot.get(rows, False),
+                           "dot": self.attention_dot.get(rows, False), "warps": self.attention_warps.get(rows, 4),
                            "us": {k: None if v is None else round(v * 1e6, 1) for k, v in times.items()},
                            "error": error})
         return report
@@ -372,7 +372,7 @@ class TritonOps:
 
     def decode_attention(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                          block_table: torch.Tensor, lengths: torch.Tensor, page: int, scale: float,
-                         splits: int, dot: bool | None = None) -> torch.Tensor:
+                         splits: int, dot: bool | None = None, warps: int | None = None) -> torch.Tensor:
         from wizardcoder_integrations.engine.kernels.attention import (
             paged_decode_dot_kernel,
             paged_decode_kernel,
@@ -382,6 +382,8 @@ class TritonOps:
         rows, heads, d = q.shape
         if dot is None:
             dot = self.attention_dot.get(rows, False)
+        if warps is None:
+            warps = self.attention_warps.get(rows, 4)
         kernel = paged_decode_dot_kernel if dot else paged_decode_kernel
         group = heads // k_cache.shape[1]
         out = torch.empty((rows, heads, d), dtype=q.dtype, device=q.device)
@@ -390,14 +392,14 @@ class TritonOps:
             kernel[(rows, heads, 1)](
                 q, k_cache, v_cache, block_table, lengths, out, out, scale, 1, q.stride(0), q.stride(1),
                 k_cache.stride(0), block_table.stride(0), out.stride(0), out.stride(1), 0,
-                GROUP=group, D=d, PAGE=page, FINAL=True, num_warps=4, **pdl)
+                GROUP=group, D=d, PAGE=page, FINAL=True, num_warps=warps, **pdl)
             return out.view(rows, heads * d)
         part = torch.empty((rows, heads, splits, d), dtype=torch.float32, device=q.device)
         ml = torch.empty((rows, heads, splits, 2), dtype=torch.float32, device=q.device)
         kernel[(rows, heads, splits)](
             q, k_cache, v_cache, block_table, lengths, part, ml, scale, splits, q.stride(0), q.stride(1),
             k_cache.stride(0), block_table.stride(0), part.stride(0), part.stride(1), part.stride(2),
-            GROUP=group, D=d, PAGE=page, FINAL=False, num_warps=4, **pdl)
+            GROUP=group, D=d, PAGE=page, FINAL=False, num_warps=warps, **pdl)
         split_merge_kernel[(rows, heads)](part, ml, out, splits, part.stride(0), part.stride(1), part.stride(2),
                                           out.stride(0), out.stride(1), D=d, MAX_SPLITS=16, num_warps=4, **pdl)
         return out.view(rows, heads * d)
