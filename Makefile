@@ -11,10 +11,16 @@ TRITON_VERSION ?= 3.6.0
 TRITON_DIR := $(VENV)/triton-interpreter
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint standin-tokenizer standin-data bench-overhead bench-sandbox clean
+# Where dist-check builds the sdist and the wheel (ignored by git).
+DIST := build/dist
+
+.PHONY: setup demo test dist-check lint standin-tokenizer standin-data bench-overhead bench-sandbox clean
 
 setup: $(STAMP)
 
+# The last install names every extra but the engine's, whose packages come pinned before it: `serve` is the
+# engine plus fastapi and uvicorn, which `dev` lists, and naming it would send pip's resolver after gptqmodel's
+# wish for a newer torch than the pinned CPU build.
 $(STAMP): pyproject.toml requirements/cpu-gptq.txt requirements/constraints.txt Makefile
 	@command -v bwrap >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq bubblewrap; \
@@ -24,16 +30,23 @@ $(STAMP): pyproject.toml requirements/cpu-gptq.txt requirements/constraints.txt 
 	$(PIP) install -q "torch==$(TORCH_VERSION)"
 	$(PIP) install -q -c requirements/constraints.txt -r requirements/cpu-gptq.txt
 	$(PIP) install -q --no-deps "gptqmodel==$(GPTQMODEL_VERSION)" "xgrammar==$(XGRAMMAR_VERSION)"
-	$(PIP) install -q -c requirements/constraints.txt -e ".[dev,langchain,llama-index,eval,remote,serve]"
+	$(PIP) install -q -c requirements/constraints.txt -e ".[dev,langchain,agents,llama-index,eval,remote]"
 	$(PIP) install -q --no-deps --target $(TRITON_DIR) "triton==$(TRITON_VERSION)"
 	touch $(STAMP)
 
 demo: setup
 	$(VENV)/bin/wizardcoder demo
 
-test: setup standin-tokenizer
+test: setup standin-tokenizer dist-check
 	$(VENV)/bin/lint-imports
 	TRITON_INTERPRETER_PATH=$(abspath $(TRITON_DIR)) $(PY) -m pytest
+
+# Build the sdist and, from it, the wheel (offline: no build isolation), and check both as PyPI would.
+dist-check: setup
+	rm -rf $(DIST)
+	$(PY) -m build --no-isolation --outdir $(DIST) .
+	$(VENV)/bin/twine check --strict $(DIST)/*
+	$(VENV)/bin/check-wheel-contents $(DIST)/*.whl
 
 # Fetch llama-tokenizer-js with npm (installed with apt where missing), check it against its recorded sha512
 # integrity and build the stand-in's tokenizer into the cache; the tests then run offline.
@@ -58,4 +71,4 @@ bench-sandbox: setup
 	$(PY) bench/sandbox.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache build

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from wizardcoder_integrations.errors import ModelLoadError
+from wizardcoder_integrations.extras import extra_imports
 from wizardcoder_integrations.profiles import DEFAULT_MODEL
 
 __all__ = ["DEMO_TASK", "pick_engine"]
@@ -22,10 +23,11 @@ DEMO_TASK = {
 
 def pick_engine(model: str = DEFAULT_MODEL, revision: str | None = None) -> tuple[Any, str]:
     """The real model when a GPU and its files are there, else the stand-in; plus a line saying which."""
-    import torch
+    with extra_imports("gptq"):
+        import torch
 
-    from wizardcoder_integrations.engine import Engine
-    from wizardcoder_integrations.standin import load_standin_engine, show_build_progress
+        from wizardcoder_integrations.engine import Engine
+        from wizardcoder_integrations.standin import load_standin_engine, show_build_progress
 
     if torch.cuda.is_available():
         try:

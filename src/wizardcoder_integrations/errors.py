@@ -47,6 +47,7 @@ __all__ = [
     "UnsupportedCheckpoint",
     "WizardCoderError",
     "missing_extra",
+    "pip_line",
 ]
 
 
@@ -158,9 +159,28 @@ class MissingExtraError(WizardCoderError, ImportError):
     """An optional dependency group is not installed."""
 
 
-def missing_extra(extra: str, module: str) -> MissingExtraError:
-    """Build the error raised when ``module`` (from the ``extra`` group) cannot be imported."""
-    return MissingExtraError(
-        f"{module!r} is not installed; it comes with the {extra!r} extra: "
-        f"pip install 'wizardcoder-integrations[{extra}]'"
-    )
+#: Extras that load the model in this process; a server (``base_url``) is the alternative to installing them.
+ENGINE_EXTRAS = frozenset({"engine", "gptq"})
+#: Where the front doors read a server's address when ``base_url`` is not passed.
+BASE_URL_ENV = "WIZARDCODER_BASE_URL"
+
+
+def pip_line(extra: str) -> str:
+    """The command that installs ``extra``."""
+    return f"pip install 'wizardcoder-integrations[{extra}]'"
+
+
+def missing_extra(extra: str, module: str, *, reason: str | None = None,
+                  server_hint: bool | None = None) -> MissingExtraError:
+    """Build the error raised when ``module`` (from the ``extra`` group) cannot be imported.
+
+    ``reason`` replaces "is not installed" (an import that failed otherwise); ``server_hint`` (default: for the
+    engine's extras) adds that setting ``$WIZARDCODER_BASE_URL`` generates on a server instead.
+    """
+    hint = extra in ENGINE_EXTRAS if server_hint is None else server_hint
+    message = (f"{module!r} {reason or 'is not installed'}; it comes with the {extra!r} extra: "
+               f"{pip_line(extra)}")
+    if hint:
+        message += (f" (or set {BASE_URL_ENV}, or pass base_url=, to generate on an OpenAI-compatible server "
+                    "such as `wizardcoder serve`, vLLM or TGI instead)")
+    return MissingExtraError(message)

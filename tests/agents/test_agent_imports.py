@@ -34,7 +34,8 @@ def test_each_agent_module_loads_only_its_framework(module: str, framework: str)
 
 
 @pytest.mark.parametrize(("module", "blocked", "extra"), [
-    ("wizardcoder_integrations.agents.langchain", "langchain", "langchain"),
+    ("wizardcoder_integrations.agents.langchain", "langchain", "agents"),
+    ("wizardcoder_integrations.agents.langgraph", "langgraph", "agents"),
     ("wizardcoder_integrations.agents.llama_index", "llama_index", "llama-index"),
 ])
 def test_without_the_extra_the_error_names_the_install_line(module: str, blocked: str, extra: str) -> None:

@@ -10,15 +10,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from wizardcoder_integrations.agents import CODE_AGENT_PROMPT
-from wizardcoder_integrations.errors import ConfigurationError, missing_extra
-from wizardcoder_integrations.langchain import ChatWizardCoder
+from wizardcoder_integrations.errors import ConfigurationError
+from wizardcoder_integrations.extras import extra_imports
 
-try:
+with extra_imports("agents"):
     from langchain.agents import create_agent
     from langchain_core.tools import BaseTool
     from langgraph.graph.state import CompiledStateGraph
-except ImportError as e:  # pragma: no cover - exercised without the extra
-    raise missing_extra("langchain", "langchain") from e
+
+from wizardcoder_integrations.langchain import ChatWizardCoder
 
 __all__ = ["CODE_AGENT_PROMPT", "code_tools", "create_code_agent"]
 

@@ -12,13 +12,11 @@ from wizardcoder_integrations.chat.code import extract_code
 from wizardcoder_integrations.chat.loop import NO_CODE, first_turn, repair_turns
 from wizardcoder_integrations.chat.template import render_chat
 from wizardcoder_integrations.chat.types import ChatMessage
-from wizardcoder_integrations.errors import missing_extra
+from wizardcoder_integrations.extras import extra_imports
 from wizardcoder_integrations.tools.core import REPAIR, program_outcome, task_instruction, with_tests
 
-try:
+with extra_imports("agents"):
     from langgraph.graph import END, START, StateGraph
-except ImportError as e:  # pragma: no cover - exercised without the extra
-    raise missing_extra("langchain", "langgraph") from e
 
 __all__ = ["WriteRunFixState", "build_write_run_fix_graph"]
 

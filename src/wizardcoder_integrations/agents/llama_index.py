@@ -15,15 +15,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Self
 
 from wizardcoder_integrations.agents import CODE_AGENT_PROMPT
-from wizardcoder_integrations.errors import missing_extra
+from wizardcoder_integrations.extras import extra_imports
 from wizardcoder_integrations.sandbox import ExecutionResult, Sandbox, SandboxSession
 from wizardcoder_integrations.tools.core import OUTPUT_CHARS
 
-try:
+with extra_imports("llama-index", "llama_index.core"):
     from llama_index.core.agent.workflow import AgentWorkflow, CodeActAgent, FunctionAgent, ReActAgent
     from llama_index.core.tools import BaseTool, FunctionTool
-except ImportError as e:  # pragma: no cover - exercised without the extra
-    raise missing_extra("llama-index", "llama_index.core") from e
 
 __all__ = [
     "CODER_DESCRIPTION",

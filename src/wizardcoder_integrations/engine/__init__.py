@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from wizardcoder_integrations.extras import extra_imports
+
 __all__ = [
     "Engine",
     "EngineInfo",
@@ -34,7 +36,8 @@ _WHERE = {
 def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    with extra_imports("gptq"):  # Engine needs torch; RemoteEngine does not (httpx is checked when it connects)
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
 
 
 def __dir__() -> list[str]:

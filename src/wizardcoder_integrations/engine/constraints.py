@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from wizardcoder_integrations.chat.grammar import JsonValue, ReplyGrammar
+from wizardcoder_integrations.errors import pip_line
 
 __all__ = ["GrammarConstraints", "Matcher"]
 
@@ -100,7 +101,7 @@ class GrammarConstraints:
                 import xgrammar
             except ImportError:
                 self._unavailable = ("xgrammar is not installed, so forced tool calls and JSON answers are not "
-                                     "constrained; install it with pip install xgrammar (part of the 'gptq' extra).")
+                                     f"constrained; it comes with the 'gptq' extra: {pip_line('gptq')}")
             else:
                 info = xgrammar.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=self.vocab_size)
                 self._xgr, self._compiler = xgrammar, xgrammar.GrammarCompiler(info)

@@ -39,8 +39,8 @@ from wizardcoder_integrations.errors import (
     RemoteStreamError,
     RemoteTimeoutError,
     RemoteUnavailableError,
-    missing_extra,
 )
+from wizardcoder_integrations.extras import require
 from wizardcoder_integrations.profiles import ModelProfile, get_profile, profile_for_repo
 
 __all__ = ["RemoteEngine", "shared_remote_engine"]
@@ -61,11 +61,7 @@ _SHARED_LOCK = threading.Lock()
 
 
 def _httpx() -> Any:
-    try:
-        import httpx
-    except ImportError as e:
-        raise missing_extra("remote", "httpx") from e
-    return httpx
+    return require("httpx")
 
 
 class RemoteEngine:

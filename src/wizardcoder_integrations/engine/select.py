@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from wizardcoder_integrations.errors import ConfigurationError
+from wizardcoder_integrations.extras import extra_imports
 
 if TYPE_CHECKING:
     from wizardcoder_integrations.chat.settings import ChatSettings
@@ -34,7 +35,8 @@ def open_engine(settings: ChatSettings, model: str | None = None) -> EngineProto
         key = settings.api_key.get_secret_value() if settings.api_key is not None else None
         return shared_remote_engine(settings.base_url, model=served, api_key=key, profile=settings.profile,
                                     timeout=settings.timeout, max_retries=0)
-    from wizardcoder_integrations.engine.engine import Engine
+    with extra_imports("gptq"):
+        from wizardcoder_integrations.engine.engine import Engine
 
     return Engine.load(settings.model if model is None else model, settings.revision if model is None else None,
                        profile=settings.profile, device=settings.device, cache_dir=settings.cache_dir,

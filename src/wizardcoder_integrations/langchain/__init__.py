@@ -1,11 +1,9 @@
 """LangChain integration: :class:`WizardCoderLLM` (text completion) and :class:`ChatWizardCoder` (chat)."""
 
-from wizardcoder_integrations.errors import missing_extra
+from wizardcoder_integrations.extras import extra_imports
 
-try:
+with extra_imports("langchain", "langchain_core"):
     import langchain_core  # noqa: F401
-except ImportError as e:  # pragma: no cover - exercised in a subprocess without the extra
-    raise missing_extra("langchain", "langchain-core") from e
 
 from wizardcoder_integrations.langchain.chat_models import ChatWizardCoder
 from wizardcoder_integrations.langchain.llms import WizardCoderLLM

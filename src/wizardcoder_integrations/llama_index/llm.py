@@ -6,9 +6,10 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
-from wizardcoder_integrations.errors import ConfigurationError, GenerationError, missing_extra
+from wizardcoder_integrations.errors import ConfigurationError, GenerationError
+from wizardcoder_integrations.extras import extra_imports
 
-try:
+with extra_imports("llama-index", "llama_index.core"):
     from llama_index.core.base.llms.types import (
         ChatMessage,
         ChatResponse,
@@ -27,8 +28,6 @@ try:
     from llama_index.core.llms.function_calling import FunctionCallingLLM
     from llama_index.core.llms.llm import ToolSelection
     from llama_index.core.tools import BaseTool
-except ImportError as e:  # pragma: no cover - exercised only without the extra
-    raise missing_extra("llama-index", getattr(e, "name", None) or "llama-index-core") from e
 
 from wizardcoder_integrations.chat.driver import Call, aevents, events
 from wizardcoder_integrations.chat.render import ChatRequest, RenderedRequest, render_request

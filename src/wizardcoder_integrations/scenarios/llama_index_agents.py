@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from wizardcoder_integrations.extras import require
+
 __all__ = [
     "CODEACT_QUESTION",
     "DOCS_DIR",
@@ -173,6 +175,8 @@ def _record(replies: list[str], run: Callable[[Any], Any]) -> list[tuple[str, st
 
 
 def _record_all() -> list[tuple[str, str]]:
+    require("llama_index.core", "llama-index")
+    require("llama_index.retrievers.bm25", "llama-index")
     pairs = _record([SYSTEM_PROMPT_REPLY], _run_system_prompt)
     pairs += _record([QA_ANSWER], _run_query_engine)
     pairs += _record(REACT_REPLIES, _run_react)

@@ -21,7 +21,8 @@ from typing import Any
 from wizardcoder_integrations.chat import InvalidToolCall, ParsedToolCall, ReplyBuilder, render_request
 from wizardcoder_integrations.chat.toolcalls import TOOL_CALL_OPEN
 from wizardcoder_integrations.engine.remote_grammar import grammar_from_wire
-from wizardcoder_integrations.errors import ConfigurationError, WizardCoderError, missing_extra
+from wizardcoder_integrations.errors import ConfigurationError, WizardCoderError
+from wizardcoder_integrations.extras import extra_imports, require
 from wizardcoder_integrations.server.errors import (
     InvalidRequest,
     error_body,
@@ -47,13 +48,11 @@ def create_app(engine: Any, *, served_model_name: str | None = None, max_pending
                api_key: str | None = None) -> Any:
     """The FastAPI application serving ``engine``; ``api_key`` (if set) is required as ``Bearer`` on every
     endpoint but ``/health`` and ``/version``."""
-    try:
+    with extra_imports("serve", "fastapi"):
         from fastapi import FastAPI, Request
         from fastapi.exceptions import RequestValidationError
         from fastapi.responses import JSONResponse, StreamingResponse
         from starlette.exceptions import HTTPException
-    except ImportError as e:
-        raise missing_extra("serve", "fastapi") from e
     if max_pending < 1:
         raise ConfigurationError("max_pending must be at least 1.")
     name = served_model_name or engine.model_name
@@ -543,10 +542,7 @@ def serve(engine: Any, *, host: str = "127.0.0.1", port: int = 8000, served_mode
     """
     import socket
 
-    try:
-        import uvicorn
-    except ImportError as e:
-        raise missing_extra("serve", "uvicorn") from e
+    uvicorn = require("uvicorn")
     if api_key is None:
         api_key = os.environ.get(API_KEY_ENV) or None
     app = create_app(engine, served_model_name=served_model_name, max_pending=max_pending, api_key=api_key)

@@ -3,7 +3,10 @@
 import logging
 import sys
 
-from wizardcoder_integrations.standin.build import STANDIN_PROFILE, STANDIN_REPO, Standin, build_standin
+from wizardcoder_integrations.extras import extra_imports
+
+with extra_imports("gptq", server_hint=False):
+    from wizardcoder_integrations.standin.build import STANDIN_PROFILE, STANDIN_REPO, Standin, build_standin
 
 __all__ = ["STANDIN_PROFILE", "STANDIN_REPO", "Standin", "build_standin", "load_standin_engine", "show_build_progress"]
 

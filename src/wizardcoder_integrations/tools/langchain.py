@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wizardcoder_integrations.errors import missing_extra
+from wizardcoder_integrations.extras import extra_imports
 from wizardcoder_integrations.tools.core import (
     PYTHON_SANDBOX,
     WRITE_AND_RUN_PYTHON,
@@ -14,10 +14,8 @@ from wizardcoder_integrations.tools.core import (
     WriteAndRunPython,
 )
 
-try:
+with extra_imports("langchain", "langchain_core"):
     from langchain_core.tools import BaseTool, ToolException
-except ImportError as e:  # pragma: no cover - exercised without the extra
-    raise missing_extra("langchain", "langchain_core") from e
 
 from pydantic import ConfigDict, Field
 

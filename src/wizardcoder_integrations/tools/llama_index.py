@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wizardcoder_integrations.errors import missing_extra
+from wizardcoder_integrations.extras import extra_imports
 from wizardcoder_integrations.tools.core import (
     PYTHON_SANDBOX,
     WRITE_AND_RUN_PYTHON,
@@ -12,10 +12,8 @@ from wizardcoder_integrations.tools.core import (
     WriteAndRunPython,
 )
 
-try:
+with extra_imports("llama-index", "llama_index.core"):
     from llama_index.core.tools import FunctionTool
-except ImportError as e:  # pragma: no cover - exercised without the extra
-    raise missing_extra("llama-index", "llama_index.core") from e
 
 __all__ = ["python_sandbox_tool", "write_and_run_python_tool"]
 
