@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
+
+import pytest
 
 import wizardcoder_integrations
 
@@ -68,3 +74,61 @@ def test_every_error_maps_to_an_http_status() -> None:
     assert (rejected.http_status, rejected.retryable) == (429, True)
     assert not errors.RemoteRejectedError("bad", 400).retryable
     assert issubclass(errors.GenerationTimeoutError, TimeoutError) and not errors.ToolArgumentsError.retryable
+
+
+# -- the partner-style import paths ---------------------------------------------------------------------------
+def test_langchain_wizardcoder_re_exports_the_langchain_classes_and_tools() -> None:
+    pytest.importorskip("langchain_core")
+    import langchain_wizardcoder
+    from wizardcoder_integrations.langchain import ChatWizardCoder, WizardCoderLLM
+    from wizardcoder_integrations.tools.langchain import PythonSandboxTool, WriteAndRunPythonTool
+
+    assert sorted(langchain_wizardcoder.__all__) == [
+        "ChatWizardCoder", "PythonSandboxTool", "WizardCoderLLM", "WriteAndRunPythonTool"]
+    assert langchain_wizardcoder.ChatWizardCoder is ChatWizardCoder
+    assert langchain_wizardcoder.WizardCoderLLM is WizardCoderLLM
+    assert langchain_wizardcoder.PythonSandboxTool is PythonSandboxTool
+    assert langchain_wizardcoder.WriteAndRunPythonTool is WriteAndRunPythonTool
+
+
+def test_llama_index_llms_wizardcoder_re_exports_the_llm() -> None:
+    pytest.importorskip("llama_index.core")
+    from llama_index.llms.wizardcoder import WizardCoder
+    from wizardcoder_integrations.llama_index import WizardCoder as Internal
+
+    assert WizardCoder is Internal
+
+
+def test_the_wheel_ships_the_import_paths_and_none_of_llama_indexs_own_files(tmp_path: Path) -> None:
+    """Built offline (no build isolation) from a copy of the tree; installed beside LlamaIndex it adds one portion."""
+    root = Path(__file__).resolve().parents[1]
+    project = tmp_path / "project"
+    shutil.copytree(root / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md", *(p.name for p in root.glob("LICENSE*"))):
+        shutil.copy(root / name, project / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(project)],
+                   check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("wizardcoder_integrations-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "langchain_wizardcoder/__init__.py" in names
+    assert "llama_index/llms/wizardcoder/__init__.py" in names
+    assert [n for n in names if n.startswith("llama_index/")] == ["llama_index/llms/wizardcoder/__init__.py"]
+    assert "wizardcoder_integrations/llama_index/llm.py" in names
+
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True)
+    assert sorted(p.relative_to(site).as_posix() for p in (site / "llama_index").rglob("*.py")) == [
+        "llama_index/llms/wizardcoder/__init__.py"]
+    if importlib.util.find_spec("llama_index.core") is None:
+        return
+    code = (
+        f"import sys; sys.path.insert(0, {str(site)!r})\n"
+        "import llama_index.core, llama_index.llms.wizardcoder as shim\n"
+        f"assert shim.__file__.startswith({str(site)!r}), shim.__file__\n"
+        "print(len(list(llama_index.__path__)) >= 2)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"  # LlamaIndex's own portion and the wheel's, side by side

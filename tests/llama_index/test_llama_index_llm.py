@@ -68,8 +68,8 @@ def test_without_an_engine_the_process_wide_engine_is_loaded_once(engine, standi
 def test_bad_settings_are_clear_errors(engine):
     with pytest.raises(ValueError, match="temperature"):
         WizardCoder(engine=engine, temperature=-1)
-    with pytest.raises(ConfigurationError, match="messages_to_prompt"):
-        WizardCoder(engine=engine, messages_to_prompt=lambda messages: "")
+    with pytest.raises(ConfigurationError, match="max_tokens"):
+        WizardCoder(engine=engine, num_output=64)
     with pytest.raises(ConfigurationError, match="holds"):
         WizardCoder(engine=engine, model="TheBloke/WizardCoder-Python-13B-V1.0-GPTQ")
     llm = WizardCoder(engine=engine)

@@ -7,8 +7,9 @@ fields onto the same per-call names.
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,12 @@ from wizardcoder_integrations.profiles import DEFAULT_MODEL
 __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
+    "DEFAULT_MAX_RETRIES",
     "LOCAL_ONLY_SETTINGS",
     "SAMPLING_KEYS",
     "ChatSettings",
     "resolve_backend",
+    "stop_strings",
 ]
 
 #: Read when ``base_url`` / ``api_key`` are not passed.
@@ -42,6 +45,8 @@ API_KEY_ENV = "WIZARDCODER_API_KEY"
 LOCAL_ONLY_SETTINGS = ("revision", "device", "cache_dir", "local_files_only")
 #: Per-call options that override a sampling setting for that call (same names as the fields).
 SAMPLING_KEYS = ("temperature", "max_tokens", "top_p", "top_k", "repetition_penalty", "do_sample", "seed")
+#: Retries of a failed call when ``max_retries`` is not given (or given as ``None``, as ChatOpenAI takes it).
+DEFAULT_MAX_RETRIES = 2
 #: The allowed range of each numeric setting: (check, how to say it).
 RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "temperature": (lambda v: v >= 0, ">= 0 (0 = greedy)"),
@@ -95,24 +100,21 @@ class ChatSettings(BaseModel):
     seed: int | None = None
     """Seed of each request's own random generator, for reproducible sampling."""
     stop: list[str] | None = None
-    """Strings that end every reply (per-call ``stop`` strings are added to these)."""
+    """Strings that end every reply (per-call ``stop`` strings are added to these); one string is a list of one."""
     timeout: float | None = None
     """Seconds one call may take, in-process or over HTTP; past it the request is cancelled and a
     ``GenerationTimeoutError`` raised (default: no limit; over HTTP each network wait is bounded by 120 s)."""
-    max_retries: int = 2
+    max_retries: int = DEFAULT_MAX_RETRIES
     """Retries of a call that failed before producing any text with a retryable error (out of GPU memory,
-    server unreachable, 429/5xx answers), with exponential backoff from 0.5 s."""
+    server unreachable, 429/5xx answers), with exponential backoff from 0.5 s; ``None`` means the default (2),
+    as in ChatOpenAI."""
 
     def __init__(self, **data: Any) -> None:
         """Validate the settings; any invalid one is a ``ConfigurationError`` naming the field and the problem."""
         try:
             super().__init__(**data)
         except ValidationError as e:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg'].removeprefix('Value error, ')}"
-                for err in e.errors()
-            )
-            raise ConfigurationError(f"Invalid {type(self).__name__} settings: {problems}.") from e
+            raise ConfigurationError(_settings_problems(type(self), e)) from e
 
     @model_validator(mode="before")
     @classmethod
@@ -159,15 +161,19 @@ class ChatSettings(BaseModel):
             raise ValueError(f"{info.field_name} must be {rule}, got {value}")
         return value
 
-    @field_validator("stop")
+    @field_validator("max_retries", mode="before")
     @classmethod
-    def _check_stop(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and any(not isinstance(s, str) or not s for s in value):
-            raise ValueError("stop strings must be non-empty strings")
-        return value
+    def _default_retries(cls, value: Any) -> Any:
+        """``None`` means the default number of retries (LangChain's convention, e.g. ChatOpenAI's)."""
+        return DEFAULT_MAX_RETRIES if value is None else value
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _check_stop(cls, value: Any) -> list[str] | None:
+        return None if value is None else stop_strings(value)
 
     # -- per call -------------------------------------------------------------------------------------------
-    def sampling(self, call: dict[str, Any] | None = None, stop: list[str] | tuple[str, ...] | None = None,
+    def sampling(self, call: dict[str, Any] | None = None, stop: str | Sequence[str] | None = None,
                  ) -> dict[str, Any]:
         """Engine overrides of one call: these settings, then the call's (``None`` keeps the default).
 
@@ -178,9 +184,37 @@ class ChatSettings(BaseModel):
         values = {key: getattr(self, key) for key in SAMPLING_KEYS}
         values.update({key: call[key] for key in SAMPLING_KEYS if call.get(key) is not None})
         overrides = {("max_new_tokens" if key == "max_tokens" else key): value for key, value in values.items()}
-        stops = [*(self.stop or []), *(stop or [])]
+        stops = [*(self.stop or []), *stop_strings(stop)]
         overrides["stop"] = list(dict.fromkeys(stops)) or None
         return overrides
+
+
+def stop_strings(stop: str | Sequence[str] | None) -> list[str]:
+    """``stop`` as a list of strings (one string is a list of one); anything else is a ``ConfigurationError``."""
+    if stop is None:
+        return []
+    if isinstance(stop, str):
+        stop = [stop]
+    elif not isinstance(stop, Sequence):
+        raise ConfigurationError(f"stop must be a string or a list of strings, got {type(stop).__name__}")
+    if any(not isinstance(s, str) or not s for s in stop):
+        raise ConfigurationError(f"stop strings must be non-empty strings, got {list(stop)!r}")
+    return list(stop)
+
+
+def _settings_problems(cls: type[BaseModel], error: ValidationError) -> str:
+    """One line naming each invalid setting and why; an unknown one with the close names and the valid ones."""
+    problems, unknown = [], False
+    for err in error.errors():
+        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        if err["type"] == "extra_forbidden":
+            unknown = True
+            close = difflib.get_close_matches(name, cls.model_fields, n=1)
+            problems.append(f"{name}: unknown setting" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        else:
+            problems.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+    valid = f" Valid settings: {', '.join(sorted(cls.model_fields))}." if unknown else ""
+    return f"Invalid {cls.__name__} settings: {'; '.join(problems)}.{valid}"
 
 
 def resolve_backend(base_url: str | None, api_key: str | None, *, engine: Any = None,

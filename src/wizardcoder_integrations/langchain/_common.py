@@ -45,7 +45,11 @@ class WizardCoderSettings(ChatSettings):
             return self.model
 
     def get_token_ids(self, text: str) -> list[int]:
-        """Token ids of ``text`` under the model's own tokenizer (no BOS); over HTTP the server's ``/tokenize``."""
+        """Token ids of ``text``: ``custom_get_token_ids(text)`` when set, else the model's own tokenizer's
+        (no BOS; over HTTP the server's ``/tokenize``). ``get_num_tokens`` counts these."""
+        custom = getattr(self, "custom_get_token_ids", None)  # LangChain's BaseLanguageModel field
+        if custom is not None:
+            return custom(text)
         return self.load_engine().tokenize(text, add_special_tokens=False)
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:

@@ -25,7 +25,7 @@ from pydantic import ConfigDict
 from wizardcoder_integrations.chat.driver import Call, aevents, events
 from wizardcoder_integrations.chat.render import ChatRequest, RenderedRequest, check_tool_names, render_request
 from wizardcoder_integrations.chat.reply import ReplyBuilder
-from wizardcoder_integrations.chat.settings import SAMPLING_KEYS
+from wizardcoder_integrations.chat.settings import SAMPLING_KEYS, stop_strings
 from wizardcoder_integrations.chat.template import TOOL_CALL_OPEN
 from wizardcoder_integrations.chat.toolcalls import StreamPart, normalize_tool_choice
 from wizardcoder_integrations.chat.types import InvalidToolCall, ParsedToolCall
@@ -67,8 +67,11 @@ class ChatWizardCoder(WizardCoderSettings, BaseChatModel):
     # -- tokens -------------------------------------------------------------------------------------------
     def get_num_tokens_from_messages(self, messages: list[BaseMessage],
                                      tools: Sequence[Any] | None = None) -> int:
-        """Tokens of the whole rendered prompt (template, tools, BOS): what the model reads."""
+        """Tokens of the whole rendered prompt (template, tools, BOS): what the model reads; with
+        ``custom_get_token_ids``, that function's count of the rendered prompt."""
         rendered = render_request(self._chat_request(messages, None, {"tools": tools} if tools else {}))
+        if self.custom_get_token_ids is not None:
+            return len(self.custom_get_token_ids(rendered.prompt))
         return len(self.load_engine().tokenize(rendered.prompt))
 
     # -- generation: one streaming primitive, everything else derived ------------------------------------
@@ -133,7 +136,7 @@ class ChatWizardCoder(WizardCoderSettings, BaseChatModel):
                 f"{sorted({*_CALL_OPTIONS, *SAMPLING_KEYS} - {'stream'})}."
             )
         return ChatRequest(to_chat_messages(messages), to_tool_specs(kwargs.get("tools") or []),
-                           kwargs.get("tool_choice"), kwargs.get("response_format"), tuple(stop or ()),
+                           kwargs.get("tool_choice"), kwargs.get("response_format"), tuple(stop_strings(stop)),
                            parallel_tool_calls=kwargs.get("parallel_tool_calls") is not False)
 
     # -- tools and structured output ----------------------------------------------------------------------

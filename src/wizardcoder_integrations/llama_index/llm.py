@@ -10,6 +10,7 @@ from wizardcoder_integrations.errors import ConfigurationError, GenerationError
 from wizardcoder_integrations.extras import extra_imports
 
 with extra_imports("llama-index", "llama_index.core"):
+    from llama_index.core.base.llms.generic_utils import messages_to_prompt as generic_messages_to_prompt
     from llama_index.core.base.llms.types import (
         ChatMessage,
         ChatResponse,
@@ -26,13 +27,13 @@ with extra_imports("llama-index", "llama_index.core"):
     from llama_index.core.bridge.pydantic import Field
     from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
     from llama_index.core.llms.function_calling import FunctionCallingLLM
-    from llama_index.core.llms.llm import ToolSelection
+    from llama_index.core.llms.llm import ToolSelection, default_completion_to_prompt
     from llama_index.core.tools import BaseTool
 
 from wizardcoder_integrations.chat.driver import Call, aevents, events
 from wizardcoder_integrations.chat.render import ChatRequest, RenderedRequest, render_request
 from wizardcoder_integrations.chat.reply import ReplyBuilder, is_final
-from wizardcoder_integrations.chat.settings import SAMPLING_KEYS, ChatSettings
+from wizardcoder_integrations.chat.settings import SAMPLING_KEYS, ChatSettings, stop_strings
 from wizardcoder_integrations.chat.types import Reply, new_call_id
 from wizardcoder_integrations.engine.protocol import EngineEvent
 from wizardcoder_integrations.engine.select import open_engine
@@ -56,19 +57,27 @@ class WizardCoder(ChatSettings, FunctionCallingLLM):
     are described in the prompt and parsed from the reply (``FunctionAgent``, ``AgentWorkflow``)::
 
         llm = WizardCoder(base_url="http://gpu-box:8000/v1", temperature=0)
+
+    ``completion_to_prompt`` / ``messages_to_prompt`` replace the Alpaca template (as in ``HuggingFaceLLM``):
+    their text is sent verbatim and the reply comes back as plain text (no tool calls with ``messages_to_prompt``).
     """
 
+    context_window: int | None = Field(
+        default=None, gt=0,
+        description="Tokens of prompt plus reply (default and maximum: the model's context length); a longer "
+                    "prompt is an error and the reply is cut to fit.")
     stop_on_observation: bool = Field(
         default=True, description="End a ReAct step before the model writes an 'Observation:' itself.")
 
     def __init__(self, **data: Any) -> None:
-        for name in ("messages_to_prompt", "completion_to_prompt", "query_wrapper_prompt"):
-            if data.get(name) is not None:
-                raise ConfigurationError(
-                    f"{name} is not supported: WizardCoder renders the card's Alpaca template itself in every "
-                    "path. Use system_prompt, or complete(text, formatted=True) to send text verbatim.")
-        if "max_new_tokens" in data:
-            raise ConfigurationError("max_new_tokens is spelt max_tokens here, as in every front door.")
+        if data.get("query_wrapper_prompt") is not None:
+            raise ConfigurationError(
+                "query_wrapper_prompt is not supported: use completion_to_prompt to build the prompt text, or "
+                "system_prompt.")
+        for name in ("max_new_tokens", "num_output"):
+            if name in data:
+                raise ConfigurationError(f"{name} is spelt max_tokens here, as in every front door (metadata "
+                                         "reports it as num_output).")
         super().__init__(**data)
         if self.engine is None:
             self.engine = open_engine(self)
@@ -85,13 +94,14 @@ class WizardCoder(ChatSettings, FunctionCallingLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        """Context window and model name from the engine (over HTTP: the server's ``/v1/models``)."""
+        """Context window (``context_window``, at most the engine's), ``num_output`` (``max_tokens``, default the
+        card's) and model name from the engine (over HTTP: the server's ``/v1/models``)."""
         info = self.engine.info
         return LLMMetadata(
-            context_window=info.context_length,
+            context_window=min(self.context_window or info.context_length, info.context_length),
             num_output=self.engine.params(**self.sampling()).max_new_tokens,
             is_chat_model=True,
-            is_function_calling_model=True,
+            is_function_calling_model=not self._custom_messages_to_prompt,
             model_name=info.model,
             system_role=MessageRole.SYSTEM,
         )
@@ -205,39 +215,66 @@ class WizardCoder(ChatSettings, FunctionCallingLLM):
                                                     tool_choice="required")
 
     # -- rendering: one function for every path -------------------------------------------------------
+    @property
+    def _custom_messages_to_prompt(self) -> bool:
+        """Whether the caller's ``messages_to_prompt`` replaces the Alpaca template of conversations."""
+        return self.messages_to_prompt not in (None, generic_messages_to_prompt)
+
     def render_messages(self, messages: Sequence[ChatMessage], tools: Sequence[Any] | None = None,
                         tool_choice: str | dict[str, Any] | None = "auto") -> tuple[str, str]:
         """The exact prompt text the model sees for ``messages`` (and ``tools``), and the reply's forced start.
 
         ``system_prompt`` is put first unless the conversation already starts with it.
         """
+        if self._custom_messages_to_prompt:
+            return self._custom_chat_prompt(messages, tools, None), ""
         rendered = render_request(self._chat_request(messages, tools, tool_choice))
         return rendered.prompt, rendered.prefix
 
-    def _chat_request(self, messages: Sequence[ChatMessage], tools: Sequence[Any] | None,
-                      tool_choice: Any, response_format: dict[str, Any] | None = None) -> ChatRequest:
+    def _with_system_prompt(self, messages: Sequence[ChatMessage]) -> list[ChatMessage]:
         messages = list(messages)
         if not messages:
             raise ConfigurationError("chat() needs at least one message.")
         if self.system_prompt and not (messages[0].role == MessageRole.SYSTEM
                                        and messages[0].content == self.system_prompt):
             messages.insert(0, ChatMessage(role=MessageRole.SYSTEM, content=self.system_prompt))
-        specs = to_tool_specs(tools or [])
-        return ChatRequest(to_turns(messages), specs, tool_choice if specs else None, response_format)
+        return messages
 
-    def _chat_call(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> tuple[Call, ReplyBuilder]:
+    def _chat_request(self, messages: Sequence[ChatMessage], tools: Sequence[Any] | None,
+                      tool_choice: Any, response_format: dict[str, Any] | None = None) -> ChatRequest:
+        specs = to_tool_specs(tools or [])
+        return ChatRequest(to_turns(self._with_system_prompt(messages)), specs, tool_choice if specs else None,
+                           response_format)
+
+    def _custom_chat_prompt(self, messages: Sequence[ChatMessage], tools: Sequence[Any] | None,
+                            response_format: dict[str, Any] | None) -> str:
+        """The caller's ``messages_to_prompt`` text; tool calls and JSON answers need the built-in template."""
+        if tools or response_format:
+            raise ConfigurationError(
+                "Tool calls and response_format need WizardCoder's own template, which messages_to_prompt "
+                "replaces: drop messages_to_prompt, or call without tools (e.g. a ReActAgent).")
+        return self.messages_to_prompt(self._with_system_prompt(messages))
+
+    def _chat_call(self, messages: Sequence[ChatMessage],
+                   kwargs: dict[str, Any]) -> tuple[Call, ReplyBuilder | None]:
         tools, tool_choice = kwargs.pop("tools", None), kwargs.pop("tool_choice", "auto")
         kwargs.pop("allow_parallel_tool_calls", None)  # applied by _validate_chat_with_tools_response
-        rendered = render_request(self._chat_request(messages, tools, tool_choice, kwargs.pop("response_format", None)))
+        response_format = kwargs.pop("response_format", None)
+        if self._custom_messages_to_prompt:
+            return self._call(self._custom_chat_prompt(messages, tools, response_format), kwargs, ()), None
+        rendered = render_request(self._chat_request(messages, tools, tool_choice, response_format))
         call = self._call(rendered.prompt, kwargs, rendered.stops)
         call.overrides["grammar"] = rendered.grammar
         return call, ReplyBuilder.for_request(rendered)
 
     def _completion_call(self, prompt: str, formatted: bool,
                          kwargs: dict[str, Any]) -> tuple[Call, ReplyBuilder | None]:
-        """A completion: verbatim text (``formatted``) passes through; an instruction is a one-turn chat."""
+        """A completion: verbatim text (``formatted``) passes through, as does ``completion_to_prompt(prompt)``
+        when that is set; otherwise an instruction is a one-turn chat in the Alpaca template."""
         if not isinstance(prompt, str):
             raise ConfigurationError(f"complete() takes the prompt as a string, got {type(prompt).__name__}.")
+        if not formatted and self.completion_to_prompt not in (None, default_completion_to_prompt):
+            prompt, formatted = self.completion_to_prompt(prompt), True
         if formatted:
             return self._call(prompt, kwargs, ()), None
         rendered: RenderedRequest = render_request(
@@ -252,12 +289,23 @@ class WizardCoder(ChatSettings, FunctionCallingLLM):
         if unknown:
             raise ConfigurationError(
                 f"Unknown generation argument(s) {unknown}; WizardCoder accepts {list(CALL_OPTIONS)}.")
-        call_stop = kwargs.pop("stop", None)
-        call_stop = [call_stop] if isinstance(call_stop, str) else list(call_stop or [])
+        call_stop = stop_strings(kwargs.pop("stop", None))
         extra = [REACT_STOP] if self.stop_on_observation and _is_react_prompt(text) else []
         overrides = self.sampling(kwargs, [*call_stop, *stops, *extra])
-        self.engine.params(**overrides)  # fail now, with the engine's message, not inside a stream
+        params = self.engine.params(**overrides)  # fail now, with the engine's message, not inside a stream
+        if self.context_window is not None:
+            overrides["max_new_tokens"] = min(params.max_new_tokens, self._room_for_reply(text))
         return Call(self.engine, text, overrides, timeout=self.timeout, max_retries=self.max_retries)
+
+    def _room_for_reply(self, text: str) -> int:
+        """Tokens ``context_window`` leaves for the reply to ``text``; none left is a ``ConfigurationError``."""
+        assert self.context_window is not None
+        used = self.engine.count_tokens(text, add_special_tokens=True)
+        if used >= self.context_window:
+            raise ConfigurationError(
+                f"The prompt is {used} tokens but context_window is {self.context_window}, leaving no room for a "
+                "reply: shorten the prompt or raise context_window.")
+        return self.context_window - used
 
     # -- the streaming primitive: every method consumes the chat layer's driver ------------------------
     def _completions(self, call: Call, builder: ReplyBuilder | None) -> Iterator[CompletionResponse]:
@@ -266,10 +314,10 @@ class WizardCoder(ChatSettings, FunctionCallingLLM):
     def _acompletions(self, call: Call, builder: ReplyBuilder | None) -> AsyncIterator[CompletionResponse]:
         return _aresponses(call, _Text(builder, self.served_model).completion)
 
-    def _chats(self, call: Call, builder: ReplyBuilder) -> Iterator[ChatResponse]:
+    def _chats(self, call: Call, builder: ReplyBuilder | None) -> Iterator[ChatResponse]:
         return _responses(call, _Text(builder, self.served_model).chat)
 
-    def _achats(self, call: Call, builder: ReplyBuilder) -> AsyncIterator[ChatResponse]:
+    def _achats(self, call: Call, builder: ReplyBuilder | None) -> AsyncIterator[ChatResponse]:
         return _aresponses(call, _Text(builder, self.served_model).chat)
 
 
@@ -293,7 +341,7 @@ class _Text:
     """Engine events -> LlamaIndex responses: prose shown so far, then the final response with the usage.
 
     With a :class:`ReplyBuilder` (every templated path) prose and calls are the chat layer's; without one
-    (``formatted=True`` completions) the engine's text passes through unchanged.
+    (``formatted=True`` completions, the caller's ``*_to_prompt`` functions) the engine's text passes through.
     """
 
     def __init__(self, builder: ReplyBuilder | None, model: str) -> None:
@@ -318,6 +366,10 @@ class _Text:
     def chat(self, event: EngineEvent | None) -> ChatResponse | None:
         delta = self._delta(event)
         self.shown += delta
+        if event is not None and is_final(event) and self.builder is None:
+            message = ChatMessage(role=MessageRole.ASSISTANT, blocks=[TextBlock(text=self.shown)])
+            return ChatResponse(message=message, delta=delta, raw=_raw(event, self.model),
+                                additional_kwargs=_usage(event))
         if event is not None and is_final(event):
             assert self.builder is not None and self.builder.reply is not None
             reply: Reply = self.builder.reply

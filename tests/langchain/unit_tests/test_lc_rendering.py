@@ -111,7 +111,7 @@ def test_unknown_call_options_and_bad_settings_are_errors(chat: ChatWizardCoder)
         _render(chat, [HumanMessage("Hi")], temprature=0.2)
     with pytest.raises(ConfigurationError, match="needs tools"):
         _render(chat, [HumanMessage("Hi")], tool_choice="any")
-    with pytest.raises(ValueError, match="Extra inputs"):
+    with pytest.raises(ValueError, match="temprature: unknown setting"):
         ChatWizardCoder(temprature=0.2)
     with pytest.raises(ValueError, match="api_key= is only used with a remote server"):
         ChatWizardCoder(api_key="x")
