@@ -15,7 +15,6 @@ import pytest
 
 import wizardcoder_integrations
 from wizardcoder_integrations.chat.settings import BASE_URL_ENV
-from wizardcoder_integrations.errors import BASE_URL_ENV as ERRORS_BASE_URL_ENV
 from wizardcoder_integrations.errors import MissingExtraError, missing_extra
 from wizardcoder_integrations.extras import EXTRA_OF, extra_imports, require
 
@@ -44,7 +43,6 @@ def test_the_message_is_the_pip_line() -> None:
 
 
 def test_the_engines_extras_also_offer_a_server() -> None:
-    assert ERRORS_BASE_URL_ENV == BASE_URL_ENV
     assert f"or set {BASE_URL_ENV}" in str(missing_extra("gptq", "torch"))
     assert f"or set {BASE_URL_ENV}" in str(missing_extra("engine", "torch"))
     assert BASE_URL_ENV not in str(missing_extra("gptq", "torch", server_hint=False))

@@ -69,7 +69,7 @@ def test_bad_settings_are_clear_errors(engine):
     with pytest.raises(ValueError, match="temperature"):
         WizardCoder(engine=engine, temperature=-1)
     with pytest.raises(ConfigurationError, match="max_tokens"):
-        WizardCoder(engine=engine, num_output=64)
+        WizardCoder(engine=engine, max_new_tokens=64)
     with pytest.raises(ConfigurationError, match="holds"):
         WizardCoder(engine=engine, model="TheBloke/WizardCoder-Python-13B-V1.0-GPTQ")
     llm = WizardCoder(engine=engine)

@@ -64,10 +64,14 @@ def test_the_reply_is_cut_to_what_context_window_leaves(engine):
     assert response.text == REPLY[:4] and response.raw["finish_reason"] == "length"
 
 
-def test_num_output_and_max_new_tokens_name_max_tokens(engine):
-    for name in ("num_output", "max_new_tokens"):
-        with pytest.raises(ConfigurationError, match=f"{name} is spelt max_tokens"):
-            WizardCoder(engine=engine, **{name: 5})
+def test_num_output_is_max_tokens_and_max_new_tokens_is_refused(engine):
+    llm = WizardCoder(engine=engine, num_output=5)
+    assert llm.max_tokens == 5 and llm.metadata.num_output == 5
+    assert WizardCoder(engine=engine, num_output=5, max_tokens=5).max_tokens == 5
+    with pytest.raises(ConfigurationError, match="disagree"):
+        WizardCoder(engine=engine, num_output=5, max_tokens=6)
+    with pytest.raises(ConfigurationError, match="max_new_tokens is spelt max_tokens"):
+        WizardCoder(engine=engine, max_new_tokens=5)
 
 
 # -- completion_to_prompt and messages_to_prompt ---------------------------------------------------------

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from wizardcoder_integrations.errors import ConfigurationError
+from wizardcoder_integrations.errors import BASE_URL_ENV, ConfigurationError
 from wizardcoder_integrations.profiles import DEFAULT_MODEL
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 #: Read when ``base_url`` / ``api_key`` are not passed.
-BASE_URL_ENV = "WIZARDCODER_BASE_URL"
 API_KEY_ENV = "WIZARDCODER_API_KEY"
 #: Settings that only mean something when the weights are loaded in this process.
 LOCAL_ONLY_SETTINGS = ("revision", "device", "cache_dir", "local_files_only")

@@ -74,10 +74,15 @@ class WizardCoder(ChatSettings, FunctionCallingLLM):
             raise ConfigurationError(
                 "query_wrapper_prompt is not supported: use completion_to_prompt to build the prompt text, or "
                 "system_prompt.")
-        for name in ("max_new_tokens", "num_output"):
-            if name in data:
-                raise ConfigurationError(f"{name} is spelt max_tokens here, as in every front door (metadata "
-                                         "reports it as num_output).")
+        if "max_new_tokens" in data:
+            raise ConfigurationError("max_new_tokens is spelt max_tokens here, as in every front door (metadata "
+                                     "reports it as num_output).")
+        if "num_output" in data:  # LlamaIndex's name for it (LLMMetadata.num_output)
+            num_output = data.pop("num_output")
+            if data.get("max_tokens") not in (None, num_output):
+                raise ConfigurationError(f"num_output={num_output} and max_tokens={data['max_tokens']} disagree: "
+                                         "they are the same setting; pass one of them.")
+            data["max_tokens"] = num_output
         super().__init__(**data)
         if self.engine is None:
             self.engine = open_engine(self)
