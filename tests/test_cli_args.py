@@ -193,3 +193,17 @@ def test_stdout_to_stderr_catches_python_and_fd_writes(capfd: pytest.CaptureFixt
     out = capfd.readouterr()
     assert out.out == "after\n"
     assert "from print" in out.err and "from fd 1" in out.err
+
+
+def test_the_remote_rules_are_the_chat_layers_in_either_spelling(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wizardcoder_integrations.chat.settings import resolve_backend
+
+    monkeypatch.delenv("WIZARDCODER_BASE_URL", raising=False)
+    with pytest.raises(ConfigurationError, match=r"^device='cpu' cannot be used with base_url='http://h/v1'") as err:
+        resolve_backend("http://h/v1", None, device="cpu")
+    assert err.value.setting == "device"
+    with pytest.raises(ConfigurationError, match=r"^--device cpu cannot be used with --base-url http://h/v1"):
+        resolve_backend("http://h/v1", None, names=cli.OPTIONS, device="cpu")
+    with pytest.raises(ConfigurationError, match=r"^api_key= is only used with a remote server") as err:
+        resolve_backend(None, "k")
+    assert err.value.setting == "api_key"

@@ -22,13 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wizardcoder_integrations.errors import ConfigurationError
-from wizardcoder_integrations.profiles import (
-    CARD_DEFAULTS,
-    DEFAULT_MODEL,
-    DEFAULT_REVISION,
-    get_profile,
-    profile_for_repo,
-)
+from wizardcoder_integrations.profiles import CARD_DEFAULTS, DEFAULT_MODEL, get_profile
 
 __all__ = ["main"]
 
@@ -40,6 +34,9 @@ THIRD_PARTY_LOGGERS = ("transformers", "gptqmodel", "logbar", "optimum", "accele
 #: The stand-in's profile (``standin.STANDIN_PROFILE``; that module imports torch).
 STANDIN_PROFILE = "WizardCoder-Python-Tiny-Standin"
 DEVICE_FORMS = "auto, cpu, cuda or cuda:N (N: the GPU's index, e.g. cuda:1)"
+#: The option of each library setting: errors about a setting name the option that sets it.
+OPTIONS = {"model": "--model", "revision": "--revision", "profile": "--profile", "device": "--device",
+           "standin": "--standin", "base_url": "--base-url", "api_key": "--api-key"}
 
 
 def _version() -> str:
@@ -132,61 +129,37 @@ def _output_file(text: str) -> str:
 # --- checks that need several arguments at once --------------------------------------------------------------
 
 
-def _checkpoint_problem(args: argparse.Namespace) -> str | None:
-    """What is wrong with --model/--revision/--profile: the checks ``Engine.load`` makes first, without torch."""
-    revision = args.revision
+def _local_only(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings that only apply to loading the model in this process, for ``resolve_backend``."""
+    return {"revision": args.revision, "device": args.device, "standin": args.standin or None}
+
+
+def _check_checkpoint_and_server(args: argparse.Namespace) -> None:
+    """The checks loading makes first, made here before anything loads: the server, if one is named
+    (``chat.settings.resolve_backend``), else the checkpoint (``engine.source.resolve_source``, as
+    ``Engine.load``; the stand-in is its own repository). Both import no torch."""
+    if hasattr(args, "base_url"):
+        from wizardcoder_integrations.chat.settings import resolve_backend
+
+        base_url, _ = resolve_backend(args.base_url, args.api_key, names=OPTIONS, **_local_only(args))
+        if base_url is not None:
+            return
+    from wizardcoder_integrations.engine.source import resolve_source
+
     if getattr(args, "standin", False):
-        profile = get_profile(STANDIN_PROFILE)
+        resolve_source(get_profile(STANDIN_PROFILE).gptq_repo or "", args.revision, names=OPTIONS)
     else:
-        chosen = None
-        if getattr(args, "profile", None) is not None:
-            try:
-                chosen = get_profile(args.profile)
-            except ConfigurationError as e:
-                return f"argument --profile: {e}"
-        local = Path(args.model).expanduser()
-        if local.is_dir():
-            if revision not in (None, DEFAULT_REVISION):
-                return (f"argument --revision: only applies to Hub repositories; --model {args.model} is a local "
-                        "directory, which holds one branch")
-            return None
-        if args.model.startswith(("/", ".", "~")):
-            return f"argument --model: no such directory: {args.model}"
-        if args.model.count("/") != 1:
-            return (f"argument --model: {args.model!r} is neither an existing directory nor a Hub repository id "
-                    f"like {DEFAULT_MODEL!r}")
-        repo_profile = profile_for_repo(args.model)
-        if chosen is not None and repo_profile is not None and chosen is not repo_profile:
-            return (f"argument --profile: {chosen.name!r} does not match --model {args.model}, which is "
-                    f"{repo_profile.name!r}")
-        profile = chosen or repo_profile
-    if profile is not None and profile.branches:
-        try:
-            profile.branch(revision or DEFAULT_REVISION)
-        except ConfigurationError as e:
-            return f"argument --revision: {e}"
-    return None
+        resolve_source(args.model, args.revision, profile=getattr(args, "profile", None), names=OPTIONS)
 
 
 def _problem(args: argparse.Namespace) -> str | None:
     """What is wrong with the arguments taken together (each alone was checked while parsing), or None."""
-    remote = False
-    if hasattr(args, "base_url"):  # the rules of chat.settings.resolve_backend, in the command's words
-        from wizardcoder_integrations.chat.settings import BASE_URL_ENV
-
-        origin = "--base-url" if args.base_url else f"${BASE_URL_ENV}"
-        base_url = args.base_url or os.environ.get(BASE_URL_ENV) or None
-        remote = base_url is not None
-        local_only = {"--revision": args.revision not in (None, DEFAULT_REVISION), "--device": args.device is not None,
-                      "--standin": args.standin}
-        for option in (option for option, given in local_only.items() if given and remote):
-            why = "the server decides which branch it serves" if option == "--revision" else \
-                "it only applies to loading the model in this process"
-            return f"argument {option}: cannot be used with {origin} {base_url}: {why}; drop it"
-        if args.api_key is not None and not remote:
-            return "argument --api-key: only used with a remote server; pass --base-url too, or drop it"
-    if hasattr(args, "model") and not remote and (problem := _checkpoint_problem(args)):
-        return problem
+    if hasattr(args, "model"):
+        try:
+            _check_checkpoint_and_server(args)
+        except ConfigurationError as e:
+            option = OPTIONS.get(e.setting or "")
+            return f"argument {option}: {e}" if option else str(e)
     if getattr(args, "benchmark", None) == "humaneval":
         if max(args.k) > args.samples:
             return f"argument --k: every k must be at most --samples ({args.samples}); got {','.join(map(str, args.k))}"
@@ -344,9 +317,7 @@ def _load_engine(args: argparse.Namespace) -> Any:
         from wizardcoder_integrations.chat.settings import resolve_backend
         from wizardcoder_integrations.engine.remote import shared_remote_engine
 
-        local = {"revision": args.revision, "device": args.device, "standin": args.standin or None,
-                 "profile": None}
-        base_url, api_key = resolve_backend(args.base_url, args.api_key, **local)
+        base_url, api_key = resolve_backend(args.base_url, args.api_key, names=OPTIONS, **_local_only(args))
         if base_url is not None:
             model = None if args.model == DEFAULT_MODEL else args.model
             return shared_remote_engine(base_url, model=model, api_key=api_key, profile=args.profile)
