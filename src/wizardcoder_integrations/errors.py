@@ -26,6 +26,7 @@ request may succeed later. The same cause raises the same class from every adapt
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "WizardCoderError",
     "missing_extra",
     "pip_line",
+    "spell_setting",
 ]
 
 
@@ -63,9 +65,17 @@ class WizardCoderError(Exception):
 
 
 class ConfigurationError(WizardCoderError, ValueError):
-    """The caller's mistake: an invalid setting or request (unknown profile, bad sampling value, no messages)."""
+    """The caller's mistake: an invalid setting or request (unknown profile, bad sampling value, no messages).
+
+    ``setting`` names the setting at fault by its keyword (``"revision"``, ``"base_url"``), where one is: a front
+    door with its own names for settings (the command line's options) reports the error against its own name.
+    """
 
     http_status = 400
+
+    def __init__(self, *args: object, setting: str | None = None) -> None:
+        super().__init__(*args)
+        self.setting = setting
 
 
 class UnsupportedCheckpoint(ConfigurationError):
@@ -184,3 +194,16 @@ def missing_extra(extra: str, module: str, *, reason: str | None = None,
         message += (f" (or set {BASE_URL_ENV}, or pass base_url=, to generate on an OpenAI-compatible server "
                     "such as `wizardcoder serve`, vLLM or TGI instead)")
     return MissingExtraError(message)
+
+
+_NO_VALUE = object()
+
+
+def spell_setting(setting: str, value: object = _NO_VALUE, names: Mapping[str, str] | None = None) -> str:
+    """How an error message names a setting, with its value if given: as a keyword (``revision='main'``,
+    ``api_key=``) or as ``names`` spells it (``{"revision": "--revision"}``: ``--revision main``; a flag's
+    ``True`` is the flag alone)."""
+    if names is None or setting not in names:
+        return f"{setting}=" if value is _NO_VALUE else f"{setting}={value!r}"
+    label = names[setting]
+    return label if value is _NO_VALUE or value is True else f"{label} {value}"

@@ -1,8 +1,11 @@
-"""``wizardcoder generate`` on the stand-in: streamed text, JSON output, clear errors."""
+"""``wizardcoder generate`` on the stand-in: streamed text, JSON output (alone on stdout), clear errors."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -34,3 +37,18 @@ def test_bad_values_exit_2_with_the_reason(engine, capsys: pytest.CaptureFixture
 def test_unknown_branch(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["generate", "hi", "--revision", "gptq-2bit"]) == 2
     assert "Valid branches" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [[], ["-q"]], ids=["default", "quiet"])
+def test_generate_json_stdout_is_the_json_alone(standin, flags: list[str]) -> None:
+    """Run as a command: library banners and INFO lines (gptqmodel prints them to stdout) go to stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIZARDCODER_")}
+    env["PYTHONUNBUFFERED"] = "1"  # unbuffered writes: nothing may reach stdout after the redirection ends
+    run = subprocess.run(
+        [sys.executable, "-m", "wizardcoder_integrations.cli", *flags, "generate", CODE_TASKS[0].instruction,
+         "--standin", "--greedy", "--json", "--device", "cpu"],
+        capture_output=True, text=True, check=False, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    payload = json.loads(run.stdout)
+    assert run.stdout == json.dumps(payload) + "\n"
+    assert payload["text"] == CODE_TASKS[0].response

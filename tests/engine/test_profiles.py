@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from wizardcoder_integrations.engine.loading import resolve_source
+from wizardcoder_integrations.engine.source import resolve_source
 from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.profiles import CARD_DEFAULTS, DEFAULT_MODEL, PROFILES, get_profile
 
@@ -59,3 +63,36 @@ def test_defaults_resolve_to_main_of_the_13b_repo() -> None:
     source = resolve_source(DEFAULT_MODEL)
     assert (source.model, source.revision, source.profile.name) == (
         "TheBloke/WizardCoder-Python-13B-V1.0-GPTQ", "main", "WizardCoder-Python-13B-V1.0")
+
+
+@pytest.mark.parametrize(("model", "revision", "profile", "setting"), [
+    ("./no/such/dir", None, None, "model"),
+    ("not-a-repo-id", None, None, "model"),
+    (DEFAULT_MODEL, "gptq-3bit", None, "revision"),
+    (DEFAULT_MODEL, None, "WizardCoder-9B", "profile"),
+    (DEFAULT_MODEL, None, "WizardCoder-Python-7B-V1.0", "profile"),
+])
+def test_each_error_names_its_setting(model: str, revision: str | None, profile: str | None, setting: str) -> None:
+    with pytest.raises(ConfigurationError) as err:
+        resolve_source(model, revision, profile=profile)
+    assert err.value.setting == setting
+
+
+def test_a_revision_of_a_local_directory_is_spelled_the_callers_way(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"revision='gptq-x' only applies to Hub repositories") as err:
+        resolve_source(str(tmp_path), "gptq-x")
+    assert err.value.setting == "revision"
+    with pytest.raises(ConfigurationError, match=r"--revision gptq-x only applies .* Drop --revision,"):
+        resolve_source(str(tmp_path), "gptq-x", names={"revision": "--revision"})
+
+
+def test_checking_the_checkpoint_imports_no_torch() -> None:
+    code = (
+        "import sys\n"
+        "from wizardcoder_integrations.engine.source import resolve_source\n"
+        "resolve_source('TheBloke/WizardCoder-Python-13B-V1.0-GPTQ', 'gptq-4bit-32g-actorder_True')\n"
+        "print([m for m in ('torch', 'transformers') if m in sys.modules])\n"
+    )
+    probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == "[]"

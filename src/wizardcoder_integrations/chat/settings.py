@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from wizardcoder_integrations.errors import BASE_URL_ENV, ConfigurationError
+from wizardcoder_integrations.errors import BASE_URL_ENV, ConfigurationError, spell_setting
 from wizardcoder_integrations.profiles import DEFAULT_MODEL
 
 __all__ = [
@@ -217,36 +217,42 @@ def _settings_problems(cls: type[BaseModel], error: ValidationError) -> str:
 
 
 def resolve_backend(base_url: str | None, api_key: str | None, *, engine: Any = None,
-                    **local: Any) -> tuple[str | None, str | None]:
+                    names: Mapping[str, str] | None = None, **local: Any) -> tuple[str | None, str | None]:
     """The server to use (``None``: in-process) and its API key, or a clear error.
 
     ``base_url`` falls back to ``$WIZARDCODER_BASE_URL`` and ``api_key`` to ``$WIZARDCODER_API_KEY`` (never to
     ``OPENAI_API_KEY``: that key is not meant for your own servers). An explicit ``engine`` wins over the
-    environment; ``local`` holds the settings that only apply to loading weights in-process.
+    environment; ``local`` holds the settings that only apply to loading weights in-process. An error is a
+    :class:`ConfigurationError` whose ``setting`` is the one to change; ``names`` spells the settings in its
+    message the caller's way (default: as keywords, ``base_url=``; see :func:`spell_setting`).
     """
     if engine is not None:
         if base_url is not None:
             raise ConfigurationError(
                 "Pass base_url= or engine=, not both: base_url= builds a RemoteEngine itself. To configure one "
-                "yourself, pass engine=RemoteEngine(base_url, ...) alone.")
+                "yourself, pass engine=RemoteEngine(base_url, ...) alone.", setting="base_url")
         if api_key is not None:
             raise ConfigurationError("api_key= goes with base_url=; with engine=RemoteEngine(...) pass api_key to "
-                                     "the RemoteEngine.")
+                                     "the RemoteEngine.", setting="api_key")
         return None, None
-    origin = "base_url"
+    origin = spell_setting("base_url", base_url, names)
     if base_url is None:
         base_url = os.environ.get(BASE_URL_ENV) or None
-        origin = f"${BASE_URL_ENV}"
+        origin = f"${BASE_URL_ENV}={base_url!r}"
     if base_url is None:
         if api_key is not None:
-            raise ConfigurationError("api_key= is only used with a remote server: pass base_url= too, or drop it.")
+            raise ConfigurationError(
+                f"{spell_setting('api_key', names=names)} is only used with a remote server: pass "
+                f"{spell_setting('base_url', names=names)} too, or drop it.", setting="api_key")
         return None, None
     for name, value in local.items():
         if value is None or (name == "revision" and value == "main"):
             continue
-        why = (f"the server decides which branch it serves: start it with --revision {value} and drop revision="
-               if name == "revision" else "it only applies to loading the weights in this process; drop it")
-        raise ConfigurationError(f"{name}={value!r} cannot be used with {origin}={base_url!r}: {why}.")
+        why = (f"the server decides which branch it serves: start it with --revision {value} and drop "
+               f"{spell_setting(name, names=names)}" if name == "revision"
+               else "it only applies to loading the weights in this process; drop it")
+        raise ConfigurationError(f"{spell_setting(name, value, names)} cannot be used with {origin}: {why}.",
+                                 setting=name)
     if api_key is None:
         api_key = os.environ.get(API_KEY_ENV) or None
     return base_url, api_key

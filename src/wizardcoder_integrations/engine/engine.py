@@ -14,10 +14,11 @@ import torch
 from wizardcoder_integrations.chat.template import format_instruction
 from wizardcoder_integrations.engine.backends import Backend, EagerBackend, open_backend
 from wizardcoder_integrations.engine.info import EngineInfo
-from wizardcoder_integrations.engine.loading import LoadedModel, resolve_device, resolve_source
+from wizardcoder_integrations.engine.loading import LoadedModel, resolve_device
 from wizardcoder_integrations.engine.params import SamplingParams
 from wizardcoder_integrations.engine.results import GenerationResult, StreamDelta
 from wizardcoder_integrations.engine.scheduler import Request, Scheduler
+from wizardcoder_integrations.engine.source import resolve_source
 from wizardcoder_integrations.errors import ConfigurationError
 from wizardcoder_integrations.profiles import DEFAULT_MODEL, ModelProfile
 

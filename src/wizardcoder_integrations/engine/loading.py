@@ -1,4 +1,4 @@
-"""Finding and loading a WizardCoder checkpoint: Hub repo + GPTQ branch, or a local directory.
+"""Loading a WizardCoder checkpoint found by :func:`~wizardcoder_integrations.engine.source.resolve_source`.
 
 GPTQ checkpoints load through transformers' quantizer (optimum + gptqmodel), with the quantisation read
 explicitly from ``config.json`` / ``quantize_config.json`` and checked against the named profile and branch.
@@ -15,44 +15,14 @@ from typing import Any
 
 import torch
 
+from wizardcoder_integrations.engine.source import ModelSource
 from wizardcoder_integrations.errors import ConfigurationError, ModelLoadError, missing_extra
-from wizardcoder_integrations.profiles import (
-    DEFAULT_REVISION,
-    GPTQBranch,
-    ModelProfile,
-    get_profile,
-    profile_for_repo,
-)
+from wizardcoder_integrations.profiles import GPTQBranch
 
-__all__ = ["LoadedModel", "ModelSource", "QuantizationInfo", "load_model", "resolve_device", "resolve_source"]
+__all__ = ["LoadedModel", "QuantizationInfo", "load_model", "resolve_device"]
 
 PAD_TOKEN = "[PAD]"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "gptq_model-4bit-128g.safetensors")
-
-
-@dataclass(frozen=True)
-class ModelSource:
-    """Where a checkpoint comes from: a Hub repository at a revision, or a local directory."""
-
-    model: str
-    revision: str | None
-    profile: ModelProfile | None
-    cache_dir: str | None = None
-    local_files_only: bool = False
-
-    @property
-    def is_local(self) -> bool:
-        return Path(self.model).is_dir()
-
-    @property
-    def key(self) -> tuple[str, str | None, str | None]:
-        """Identifies the checkpoint: one engine per key (and device, dtype) per process."""
-        if self.is_local:
-            return (str(Path(self.model).resolve()), None, None)
-        return (self.model, self.revision, self.cache_dir)
-
-    def describe(self) -> str:
-        return self.model if self.is_local else f"{self.model}@{self.revision}"
 
 
 @dataclass(frozen=True)
@@ -85,46 +55,6 @@ class LoadedModel:
     dtype: torch.dtype
     quantization: QuantizationInfo | None
     context_length: int
-
-
-def resolve_source(
-    model: str,
-    revision: str | None = None,
-    *,
-    profile: str | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    local_files_only: bool | None = None,
-) -> ModelSource:
-    """Check what the user named and fill in the defaults; errors list the valid choices."""
-    chosen = get_profile(profile) if profile is not None else None
-    local = Path(model).expanduser()
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false", "False")
-    if local.is_dir():
-        if revision not in (None, DEFAULT_REVISION):
-            raise ConfigurationError(
-                f"revision={revision!r} only applies to Hub repositories; {model!r} is a local directory, "
-                "which holds one branch. Drop revision, or point at the directory of that branch."
-            )
-        return ModelSource(str(local), None, chosen, None, True)
-    if model.count("/") != 1 or model.startswith(("/", ".", "~")):
-        raise ConfigurationError(
-            f"{model!r} is neither an existing directory nor a Hub repository id like "
-            "'TheBloke/WizardCoder-Python-13B-V1.0-GPTQ'."
-        )
-    repo_profile = profile_for_repo(model)
-    if chosen is not None and repo_profile is not None and chosen is not repo_profile:
-        raise ConfigurationError(
-            f"Profile {chosen.name!r} does not match repository {model!r}, which is {repo_profile.name!r}. "
-            f"Use profile={repo_profile.name!r} or the repository {chosen.gptq_repo!r}."
-        )
-    chosen = chosen or repo_profile
-    revision = DEFAULT_REVISION if revision is None else revision
-    if chosen is not None and chosen.branches:
-        chosen.branch(revision)  # raises with the list of branches
-    return ModelSource(
-        model, revision, chosen, None if cache_dir is None else str(cache_dir),
-        offline if local_files_only is None else local_files_only,
-    )
 
 
 def resolve_device(device: str | None) -> torch.device:

@@ -20,7 +20,8 @@ from wizardcoder_integrations.engine.backends.eager import EagerBackend
 from wizardcoder_integrations.errors import ConfigurationError, ModelLoadError
 
 if TYPE_CHECKING:
-    from wizardcoder_integrations.engine.loading import LoadedModel, ModelSource
+    from wizardcoder_integrations.engine.loading import LoadedModel
+    from wizardcoder_integrations.engine.source import ModelSource
 
 __all__ = ["BACKENDS", "Backend", "EagerBackend", "fast_path_unavailable", "open_backend"]
 
