@@ -18,7 +18,8 @@ Builds synthetic GPTQ checkpoints in TheBloke's format (``main``: 4-bit group 12
    headline ratio is against the fastest. Marlin's CUDA kernels build in the background (at low priority)
    from the start of the run, so their minutes overlap the other phases.
 
-``BENCH_SKIP`` (comma-separated phase names) skips optional phases, for a shorter run while developing.
+``BENCH_SKIP`` (comma-separated phase names, or ``card_path:<backend>``) skips optional phases or one card-path
+baseline, for a shorter run.
 
 A phase that fails records its error and the run goes on; the script then exits non-zero.
 
@@ -456,6 +457,9 @@ def card_paths(record: dict[str, Any], directory: Path, prompt_ids: list[int], d
             record["marlin_build"] = marlin_build.wait(deadline_s - elapsed() - 150)
             log(f"marlin build: {record['marlin_build']}")
         limit = min(cap, deadline_s - elapsed())
+        if f"card_path:{backend}" in SKIP:
+            record[backend] = {"not_run": "BENCH_SKIP"}
+            continue
         if limit < 30:
             record[backend] = {"not_run": f"no time left ({deadline_s:.0f}s deadline)"}
             continue
