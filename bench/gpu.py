@@ -829,19 +829,21 @@ def main() -> int:
 
     tokenizer_dir = find_standin().snapshot("main")
     dirs = {b: SCRATCH / f"wizardcoder-13b-synthetic-{b}" for b in BRANCHES}
-    with phase("checkpoint_main") as rec:
-        rec.update(write_checkpoint(dirs["main"], *BRANCHES["main"], tokenizer_dir, seed=1))
-        bw = RESULT["phases"]["bandwidth"].get("copy_bytes_per_s")
-        if bw:
-            rec["floor_tok_s"] = round(bw / rec["read_per_token_bytes"], 1)
+    with phase("checkpoint_main", optional="checkpoint_main" in SKIP) as rec:
+        if "skipped" not in rec:
+            rec.update(write_checkpoint(dirs["main"], *BRANCHES["main"], tokenizer_dir, seed=1))
+            bw = RESULT["phases"]["bandwidth"].get("copy_bytes_per_s")
+            if bw:
+                rec["floor_tok_s"] = round(bw / rec["read_per_token_bytes"], 1)
     from transformers import AutoTokenizer
 
     from wizardcoder_integrations.scenarios.tasks import CODE_TASKS
 
     ids = AutoTokenizer.from_pretrained(str(tokenizer_dir))("\n".join(t.instruction for t in CODE_TASKS[:6]))[
         "input_ids"][:100]
-    with timed(), phase("fast_main") as rec:
-        ours(rec, dirs["main"], max_batch_size=64, full=True)
+    with timed(), phase("fast_main", optional="fast_main" in SKIP) as rec:
+        if "skipped" not in rec:
+            ours(rec, dirs["main"], max_batch_size=64, full=True)
     with phase("checkpoint_actorder", optional=True) as rec:
         if "skipped" not in rec:
             rec.update(write_checkpoint(dirs[ACT_BRANCH], *BRANCHES[ACT_BRANCH], tokenizer_dir, seed=2))
