@@ -258,8 +258,9 @@ INTERPRETER_CHECK = textwrap.dedent('''
     q = torch.randn(2, heads, hd).half()
     want = ref.decode_attention(q, k_cache, v_cache, table, lengths, page, hd ** -0.5, 1).float()
     for splits in (1, 2, 4):
-        got = ops.decode_attention(q, k_cache, v_cache, table, lengths, page, hd ** -0.5, splits).float()
-        torch.testing.assert_close(got, want, atol=2e-3, rtol=2e-3)
+        for dot in (False, True):  # CUDA cores; tensor cores (the query broadcast to 16 rows)
+            got = ops.decode_attention(q, k_cache, v_cache, table, lengths, page, hd ** -0.5, splits, dot).float()
+            torch.testing.assert_close(got, want, atol=2e-3, rtol=2e-3)
     # prefill after a cached prefix: 5 new tokens after 35 cached, and a whole 9-token prompt, packed
     q = torch.randn(14, heads, hd).half()
     args = (table, torch.tensor([0, 5], dtype=torch.int32), torch.tensor([5, 9], dtype=torch.int32),

@@ -18,6 +18,18 @@ __all__ = ["paged_decode_dot_kernel", "paged_decode_kernel", "paged_prefill_kern
 
 
 @triton.jit
+def _softmax_step(sc, v, m, l_sum, acc):
+    """Fold one block of scores ``sc`` [M, N] (log2 domain) and its values ``v`` [N, D] into the running row
+    maxima ``m``, sums ``l_sum`` and outputs ``acc`` (online softmax, values on tensor cores)."""
+    m_new = tl.maximum(m, tl.max(sc, axis=1))
+    alpha = tl.exp2(m - m_new)
+    pr = tl.exp2(sc - m_new[:, None])
+    l_sum = l_sum * alpha + tl.sum(pr, axis=1)
+    acc = acc * alpha[:, None] + tl.dot(pr.to(v.dtype), v)
+    return m_new, l_sum, acc
+
+
+@triton.jit
 def paged_decode_kernel(
     q_ptr, k_ptr, v_ptr, bt_ptr, len_ptr, o_ptr, ml_ptr,
     scale, splits, stride_qb, stride_qh, stride_kt, stride_bt, stride_ob, stride_oh, stride_os,
@@ -102,12 +114,7 @@ def paged_decode_dot_kernel(
         v = tl.load(v_ptr + kv_off, mask=valid[:, None], other=0.0)
         sc = tl.dot(q16, tl.trans(k))  # [16, PAGE], log2 domain
         sc = tl.where(valid[None, :], sc, float("-inf"))
-        m_new = tl.maximum(m, tl.max(sc, axis=1))
-        alpha = tl.exp2(m - m_new)
-        pr = tl.exp2(sc - m_new[:, None])
-        l_sum = l_sum * alpha + tl.sum(pr, axis=1)
-        acc = acc * alpha[:, None] + tl.dot(pr.to(tl.float16), v)
-        m = m_new
+        m, l_sum, acc = _softmax_step(sc, v, m, l_sum, acc)
     first = (tl.arange(0, 16) == 0)[:, None]
     if FINAL:
         out = acc / l_sum[:, None]
@@ -183,12 +190,7 @@ def paged_prefill_kernel(
         v = tl.load(v_ptr + kv_off, mask=(kpos < kv_len)[:, None], other=0.0)
         sc = tl.dot(q, tl.trans(k)) * (scale * 1.4426950408889634)  # [BLOCK_M, PAGE], log2 domain
         sc = tl.where((kpos[None, :] <= qpos[:, None]) & (kpos < kv_len)[None, :], sc, float("-inf"))
-        m_new = tl.maximum(m, tl.max(sc, axis=1))
-        alpha = tl.exp2(m - m_new)
-        pr = tl.exp2(sc - m_new[:, None])
-        l_sum = l_sum * alpha + tl.sum(pr, axis=1)
-        acc = acc * alpha[:, None] + tl.dot(pr.to(v.dtype), v)
-        m = m_new
+        m, l_sum, acc = _softmax_step(sc, v, m, l_sum, acc)
     out = acc / l_sum[:, None]
     tl.store(o_ptr + (q0 + offs)[:, None] * stride_ot + h * stride_oh + d[None, :], out.to(o_ptr.dtype.element_ty),
              mask=live[:, None])
