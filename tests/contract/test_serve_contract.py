@@ -74,5 +74,7 @@ def impl(request: Any) -> Impl:
 
 
 @pytest.fixture
-def engine_under_test(impl: Impl, request: Any) -> Any:
-    return impl.shared(request)
+def engine_under_test(impl: Impl, request: Any) -> Iterator[Any]:
+    engine = impl.shared(request)
+    yield engine
+    engine.close()  # a RemoteEngine per test: its connections close with it
