@@ -70,15 +70,19 @@ def _proc_info(pid: int) -> tuple[int, int] | None:
     return uid, ppid
 
 
+def _all_proc_info() -> dict[int, tuple[int, int]]:
+    """(uid, parent pid) of every live process."""
+    infos = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (info := _proc_info(int(entry))) is not None:
+            infos[int(entry)] = info
+    return infos
+
+
 def sandbox_uid_processes() -> set[int]:
     """Live processes running as a sandbox uid that do not descend from this test process."""
     me = os.getpid()
-    infos = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            info = _proc_info(int(entry))
-            if info is not None:
-                infos[int(entry)] = info
+    infos = _all_proc_info()
     out = set()
     for pid, (uid, _ppid) in infos.items():
         if not is_sandbox_uid(uid) or pid == me:
@@ -132,12 +136,7 @@ class Tenant:
 
 def tenant_pid(uid: int) -> int:
     """The code process of a session running as ``uid`` (the one whose parent has the same uid)."""
-    infos = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            info = _proc_info(int(entry))
-            if info is not None:
-                infos[int(entry)] = info
+    infos = _all_proc_info()
     for pid, (puid, ppid) in infos.items():
         if puid == uid and infos.get(ppid, (None, 0))[0] == uid:
             return pid

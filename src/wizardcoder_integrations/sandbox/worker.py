@@ -147,9 +147,9 @@ def _load_sibling(name: str):  # type: ignore[no-untyped-def]
     return sys.modules[f"_wci_{name}"]
 
 
-def _children_of(ppid: int) -> list[int]:
-    """Pids whose parent is ``ppid`` (scan of /proc; the supervisor is never Landlocked)."""
-    kids = []
+def _processes() -> dict[int, tuple[bytes, int]]:
+    """Every process's (state, parent pid), from one scan of /proc (the supervisor is never Landlocked)."""
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -159,9 +159,14 @@ def _children_of(ppid: int) -> list[int]:
         except OSError:
             continue
         rest = stat[stat.rfind(b")") + 2 :].split()
-        if len(rest) > 1 and int(rest[1]) == ppid:
-            kids.append(int(entry))
-    return kids
+        if len(rest) > 1:
+            found[int(entry)] = (rest[0], int(rest[1]))
+    return found
+
+
+def _children_of(ppid: int) -> list[int]:
+    """Pids whose parent is ``ppid``."""
+    return [pid for pid, (_, parent) in _processes().items() if parent == ppid]
 
 
 def _children(pid: int) -> list[int] | None:
@@ -196,17 +201,7 @@ def _descendants(root: int) -> list[int]:
 
 
 def _descendants_by_scan(root: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as fh:
-                    stat = fh.read()
-            except OSError:
-                continue
-            rest = stat[stat.rfind(b")") + 2 :].split()
-            if len(rest) > 1 and rest[0] not in (b"Z", b"X"):
-                parents[int(entry)] = int(rest[1])
+    parents = {pid: parent for pid, (state, parent) in _processes().items() if state not in (b"Z", b"X")}
     found, frontier = [], [root]
     while frontier:
         parent = frontier.pop()
