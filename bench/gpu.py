@@ -870,6 +870,17 @@ def main() -> int:
     return 0
 
 
+def decode_roofline(prompt_tokens: list[int], new_tokens: int, weight_bytes: int, bw: float) -> float:
+    """Aggregate tok/s of decoding ``new_tokens`` for every prompt at once if each step cost only its reads at
+    the copy bandwidth: the weights once, and every row's K and V of all its positions so far (fp16, 13B)."""
+    c = SHAPE_13B
+    kv_per_token = c["num_hidden_layers"] * 2 * c["hidden_size"] // c["num_attention_heads"] * (
+        c["num_key_value_heads"]) * 2
+    steps = range(new_tokens)
+    read = sum(weight_bytes + kv_per_token * sum(p + i for p in prompt_tokens) for i in steps)
+    return len(prompt_tokens) * new_tokens / (read / bw)
+
+
 def summarize() -> None:
     p = RESULT["phases"]
     floor = p.get("checkpoint_main", {}).get("floor_tok_s")
@@ -887,6 +898,11 @@ def summarize() -> None:
     best_tok_s = cards[best]["decode_tok_s"] if best else None
     h200 = "H200" in RESULT["machine"]["gpu"]
     standin = p.get("standin_correctness", {})
+    bw = p.get("bandwidth", {}).get("copy_bytes_per_s")
+    weight_bytes = p.get("checkpoint_main", {}).get("read_per_token_bytes")
+    c32 = fast.get("concurrent32", {})
+    roof32 = None if not (bw and weight_bytes and c32.get("prompt_tokens")) else round(
+        decode_roofline(c32["prompt_tokens"], c32["new_tokens_each"], weight_bytes, bw), 1)
     checks = {
         "batch1_at_least_75pct_of_floor": None if not (b1 and floor) else b1 >= 0.75 * floor,
         "actorder_at_least_65pct_of_floor": None if not (act and act_floor) else act >= 0.65 * act_floor,
@@ -908,6 +924,8 @@ def summarize() -> None:
         "graph_step_tok_s_b1": fast.get("graph_tok_s_b1"),
         "ttft_1k_ms": ttft_ms, "concurrent32_tok_s": agg32,
         "concurrent32_engine_tok_s": fast.get("concurrent32_engine", {}).get("aggregate_tok_s"),
+        "concurrent32_roofline_tok_s": roof32,
+        "concurrent32_vs_roofline": None if not (agg32 and roof32) else round(agg32 / roof32, 3),
         "concurrent64_tok_s": agg64,
         "prefix_hit_ttft_ms": prefix.get("ttft_hit_ms_median"),
         "prefix_miss_ttft_ms": prefix.get("ttft_miss_ms_median"),
@@ -948,6 +966,7 @@ def summarize() -> None:
             ("  same prompt, nothing cached (ms)", s["prefix_miss_ttft_ms"]),
             ("32 concurrent, aggregate (tok/s)", s["concurrent32_tok_s"]),
             ("  same through Engine.agenerate (tok/s)", s["concurrent32_engine_tok_s"]),
+            ("  roofline: weights + K/V reads at copy bandwidth (tok/s)", s["concurrent32_roofline_tok_s"]),
             ("64 concurrent, aggregate (tok/s)", s["concurrent64_tok_s"]),
             ("sampler, 32 rows (us)", s["sampler_us_b32"]),
             ("peak GPU memory (GiB)", s["peak_memory_gib"]),

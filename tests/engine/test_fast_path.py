@@ -214,7 +214,7 @@ INTERPRETER_CHECK = textwrap.dedent('''
     # HELPERS
     from wizardcoder_integrations.engine.backends.weights import repack_gptq
     from wizardcoder_integrations.standin.gptq import pack_columns, pack_rows
-    from wizardcoder_integrations.engine.backends.triton_ops import LinearConfig, TritonOps
+    from wizardcoder_integrations.engine.backends.triton_ops import AttentionConfig, LinearConfig, TritonOps
     from wizardcoder_integrations.engine.backends.torch_ops import TorchOps
     ops, ref = TritonOps(use_asm=False), TorchOps(torch.float32)
     shapes = [(256, 128, 128, False, True), (256, 256, 32, True, True), (384, 128, 64, False, False)]
@@ -226,6 +226,7 @@ INTERPRETER_CHECK = textwrap.dedent('''
             configs = [LinearConfig("mma", 16 if rows <= 16 else 32, 64, 2, 4, False)]
             if not (group < 32 or not sym):
                 configs += [LinearConfig("mma", 16 if rows <= 16 else 32, 64, 2, 4, False, v) for v in (1, 2)]
+                configs.append(LinearConfig("mma", 16, 64, 1, 4, False, 2, stages=4))
             if rows == 1:  # one block per iteration; two (a partial last tile); the tile after next in flight
                 configs += [LinearConfig("gemv", 1, 128, 2, 4, False),
                             LinearConfig("gemv", 1, 64, 1, 4, False, unroll=2),
@@ -257,10 +258,13 @@ INTERPRETER_CHECK = textwrap.dedent('''
     lengths = torch.tensor([40, 9], dtype=torch.int32)
     q = torch.randn(2, heads, hd).half()
     want = ref.decode_attention(q, k_cache, v_cache, table, lengths, page, hd ** -0.5, 1).float()
+    # CUDA cores; tensor cores (the query broadcast to 16 rows) over half a page, a page, two pages per step
+    configs = [AttentionConfig(False), AttentionConfig(False, block_t=8), AttentionConfig(True, block_t=16),
+               AttentionConfig(True, block_t=32, stages=3), AttentionConfig(True, 8, block_t=64)]
     for splits in (1, 2, 4):
-        for dot in (False, True):  # CUDA cores; tensor cores (the query broadcast to 16 rows)
-            got = ops.decode_attention(q, k_cache, v_cache, table, lengths, page, hd ** -0.5, splits, dot).float()
-            torch.testing.assert_close(got, want, atol=2e-3, rtol=2e-3)
+        for config in configs:
+            got = ops.decode_attention(q, k_cache, v_cache, table, lengths, page, hd ** -0.5, splits, config)
+            torch.testing.assert_close(got.float(), want, atol=2e-3, rtol=2e-3, msg=f"{splits} {config}")
     # prefill after a cached prefix: 5 new tokens after 35 cached, and a whole 9-token prompt, packed
     q = torch.randn(14, heads, hd).half()
     args = (table, torch.tensor([0, 5], dtype=torch.int32), torch.tensor([5, 9], dtype=torch.int32),

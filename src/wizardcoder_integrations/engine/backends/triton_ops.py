@@ -19,7 +19,7 @@ import torch
 
 from wizardcoder_integrations.engine.backends.weights import Int4Weight
 
-__all__ = ["LinearConfig", "TritonOps"]
+__all__ = ["AttentionConfig", "LinearConfig", "TritonOps"]
 
 BUCKETS = (1, 16, 32, 64, 128)  # rows a linear launch is tuned for
 SPLIT_READ_BYTES_PER_S = 1.5e12  # tuning charges each split-K partial sum its read by the consuming kernel
@@ -43,7 +43,22 @@ class LinearConfig:
     variant: int = 0  # mma: 0 one dot per 16-row slice, 1 K=32 joined slices, 2 the same as out^T = W^T x^T
     unroll: int = 1  # gemv: 128-row blocks per iteration
     ahead: int = 1  # gemv: iterations a tile is requested before its use (registers)
-    stages: int = 1  # gemv: > 1 pipelines the loads through shared memory instead (Triton's num_stages)
+    stages: int = 1  # > 1: Triton's num_stages (gemv: instead of the register prefetch; mma: else Triton's default)
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """Launch settings of the decode attention (besides its split count, which the backend keeps)."""
+
+    dot: bool = False  # tensor cores (the query broadcast to 16 rows), else CUDA cores
+    warps: int = 4
+    block_t: int = 0  # positions per iteration; 0 = one page
+    stages: int = 1  # > 1: Triton pipelines the K/V loads through shared memory
+
+
+MMA_STAGES = (2, 4, 5)  # tensor-core matmul candidates besides Triton's default pipeline depth (3)
+# decode-attention candidates besides the CUDA-core kernel: (positions per iteration in pages, warps, stages)
+ATTENTION_DOT = ((0.5, 4, 1), (1, 4, 1), (1, 8, 1), (1, 4, 3), (2, 4, 1), (2, 8, 1), (2, 4, 3), (4, 8, 1))
 
 
 def bucket_of(rows: int) -> int:
@@ -88,8 +103,7 @@ class TritonOps:
         self.configs: dict[tuple[Any, ...], LinearConfig] = {}
         self._workspace: torch.Tensor | None = None  # fp16 dense weight of the linear being prefilled
         self._norm_counts: dict[torch.device, torch.Tensor] = {}  # add_rmsnorm's per-row program counters
-        self.attention_dot: dict[int, bool] = {}  # rows -> use the tensor-core decode attention
-        self.attention_warps: dict[int, int] = {}  # rows -> warps per decode-attention program
+        self.attention: dict[int, AttentionConfig] = {}  # rows -> measured decode-attention launch
 
     def _pdl(self, device: torch.device, rows: int) -> dict[str, bool]:
         """Launch arguments: the kernels' PDL flag, and Triton's launch option where it is on."""
@@ -150,6 +164,8 @@ class TritonOps:
             grid = (n // cfg.block_n, cfg.split_k, math.ceil(rows / cfg.block_m))
             if cfg.variant and not dot_ready(w):
                 raise ValueError("mma variants 1 and 2 need a symmetric weight with groups of 32 or more")
+            if cfg.stages > 1:
+                flags["num_stages"] = cfg.stages
             w4_mma_kernel[grid](x, w.qweight, w.scales, zeros, perm, out, rows, n, k, cfg.split_k, x.stride(0),
                                 rows * n, n, BLOCK_M=cfg.block_m, USE_ASM=cfg.use_asm, VARIANT=cfg.variant, **flags)
         return out
@@ -202,6 +218,10 @@ class TritonOps:
             for bn, warps in ((64, 4), (128, 4), (256, 8)):  # W^T x^T on wgmma: the weight tile is the big side
                 if bn in blocks_n:
                     found += [LinearConfig("mma", block_m, bn, s, warps, self.use_asm, 2) for s in mma_splits]
+            for bn, stages in itertools.product((64, 128), MMA_STAGES):  # deeper or shallower load pipelines
+                if bn in blocks_n:
+                    found += [LinearConfig("mma", block_m, bn, s, 4, self.use_asm, 2, stages=stages)
+                              for s in mma_splits]
             if 128 in blocks_n:
                 found += [LinearConfig("mma", block_m, 128, s, 4, self.use_asm, 1) for s in mma_splits]
         else:
@@ -259,29 +279,33 @@ class TritonOps:
 
     def tune_attention(self, k_cache: torch.Tensor, v_cache: torch.Tensor, heads: int, page: int,
                        splits: dict[int, int], context: int = 512) -> list[dict[str, Any]]:
-        """Per batch size: the CUDA-core or the tensor-core decode attention and how many splits of each row's
-        pages, whichever is fastest here (on a synthetic block table of ``context`` positions per row; every
-        candidate must agree with the CUDA-core kernel at the default split). Updates ``splits`` in place."""
+        """Per batch size: the decode attention's kernel (CUDA or tensor cores), warps, positions per iteration,
+        pipelining and splits of each row's positions, whichever is fastest here (on a synthetic block table of
+        ``context`` positions per row; every candidate must agree with the CUDA-core kernel at the default
+        split). Updates ``splits`` in place."""
         report = []
         d = k_cache.shape[-1]
         pages = k_cache.shape[0] // page
         gen = torch.Generator(device=k_cache.device).manual_seed(0)
+        configs = [AttentionConfig(False, warps) for warps in (4, 8)] + [
+            AttentionConfig(True, warps, int(page * per), stages) for per, warps, stages in ATTENTION_DOT
+            if int(page * per) >= 16]
         for rows, default in splits.items():
             per_row = -(-context // page)
             table = torch.randint(1, pages, (rows, per_row), generator=gen, device=k_cache.device,
                                   dtype=torch.int32)
             lengths = torch.full((rows,), context, dtype=torch.int32, device=k_cache.device)
             q = torch.randn((rows, heads, d), generator=gen, device=k_cache.device).to(k_cache.dtype)
-            want = self.decode_attention(q, k_cache, v_cache, table, lengths, page, d ** -0.5, default, False)
-            want = want.float()
+            want = self.decode_attention(q, k_cache, v_cache, table, lengths, page, d ** -0.5, default,
+                                         AttentionConfig()).float()
             options = sorted({s for s in (default // 2, default, default * 2, default * 4) if 1 <= s <= 16})
             times: dict[str, float | None] = {}
-            best: tuple[float, int, bool, int] | None = None
+            best: tuple[float, int, AttentionConfig] | None = None
             error = None
-            for split, dot, warps in itertools.product(options, (False, True), (4, 8)):
-                label = f"{'dot' if dot else 'fma'}-s{split}-w{warps}"
+            for split, config in itertools.product(options, configs):
+                label = _attention_label(split, config)
                 run = functools.partial(self.decode_attention, q, k_cache, v_cache, table, lengths, page,
-                                        d ** -0.5, split, dot, warps)
+                                        d ** -0.5, split, config)
                 try:
                     if not torch.allclose(run().float(), want, atol=2e-2, rtol=2e-2):
                         times[label], error = None, f"{label} disagrees"
@@ -291,11 +315,12 @@ class TritonOps:
                     times[label], error = None, f"{label}: {e.__class__.__name__}: {str(e)[:200]}"
                     continue
                 if best is None or t < best[0]:
-                    best = (t, split, dot, warps)
+                    best = (t, split, config)
             if best is not None:
-                _, splits[rows], self.attention_dot[rows], self.attention_warps[rows] = best
-            report.append({"rows": rows, "default_splits": default, "splits": splits[rows],
-                           "dot": self.attention_dot.get(rows, False), "warps": self.attention_warps.get(rows, 4),
+                _, splits[rows], self.attention[rows] = best
+            chosen = self.attention.get(rows, AttentionConfig())
+            report.append({"rows": rows, "default_splits": default, "splits": splits[rows], **asdict(chosen),
+                           "best_us": None if best is None else round(best[0] * 1e6, 1),
                            "us": {k: None if v is None else round(v * 1e6, 1) for k, v in times.items()},
                            "error": error})
         return report
@@ -372,7 +397,7 @@ class TritonOps:
 
     def decode_attention(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                          block_table: torch.Tensor, lengths: torch.Tensor, page: int, scale: float,
-                         splits: int, dot: bool | None = None, warps: int | None = None) -> torch.Tensor:
+                         splits: int, config: AttentionConfig | None = None) -> torch.Tensor:
         from wizardcoder_integrations.engine.kernels.attention import (
             paged_decode_dot_kernel,
             paged_decode_kernel,
@@ -380,30 +405,27 @@ class TritonOps:
         )
 
         rows, heads, d = q.shape
-        if dot is None:
-            dot = self.attention_dot.get(rows, False)
-        if warps is None:
-            warps = self.attention_warps.get(rows, 4)
-        kernel = paged_decode_dot_kernel if dot else paged_decode_kernel
-        group = heads // k_cache.shape[1]
+        if config is None:
+            config = self.attention.get(rows, AttentionConfig())
+        kernel = paged_decode_dot_kernel if config.dot else paged_decode_kernel
+        flags = {"GROUP": heads // k_cache.shape[1], "D": d, "PAGE": page, "BLOCK_T": config.block_t or page,
+                 "STAGES": config.stages, "num_warps": config.warps, **self._pdl(q.device, rows)}
         out = torch.empty((rows, heads, d), dtype=q.dtype, device=q.device)
-        pdl = self._pdl(q.device, rows)
         if splits == 1:
             kernel[(rows, heads, 1)](
                 q, k_cache, v_cache, block_table, lengths, out, out, scale, 1, q.stride(0), q.stride(1),
-                k_cache.stride(0), block_table.stride(0), out.stride(0), out.stride(1), 0,
-                GROUP=group, D=d, PAGE=page, FINAL=True, num_warps=warps, **pdl)
+                k_cache.stride(0), block_table.stride(0), out.stride(0), out.stride(1), 0, FINAL=True, **flags)
             return out.view(rows, heads * d)
         part = torch.empty((rows, heads, splits, d), dtype=torch.float32, device=q.device)
         ml = torch.empty((rows, heads, splits, 2), dtype=torch.float32, device=q.device)
         kernel[(rows, heads, splits)](
             q, k_cache, v_cache, block_table, lengths, part, ml, scale, splits, q.stride(0), q.stride(1),
-            k_cache.stride(0), block_table.stride(0), part.stride(0), part.stride(1), part.stride(2),
-            GROUP=group, D=d, PAGE=page, FINAL=False, num_warps=warps, **pdl)
+            k_cache.stride(0), block_table.stride(0), part.stride(0), part.stride(1), part.stride(2), FINAL=False,
+            **flags)
         split_merge_kernel[(rows, heads)](part, ml, out, splits, part.stride(0), part.stride(1), part.stride(2),
-                                          out.stride(0), out.stride(1), D=d, MAX_SPLITS=16, num_warps=4, **pdl)
+                                          out.stride(0), out.stride(1), D=d, MAX_SPLITS=16, num_warps=4,
+                                          **self._pdl(q.device, rows))
         return out.view(rows, heads * d)
-
 
     def prefill_attention(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
                           block_table: torch.Tensor, q_start: torch.Tensor, q_len: torch.Tensor,
@@ -442,9 +464,15 @@ def _graph_time(fn: Any, repeats: int) -> float:
     return best / repeats
 
 
+def _attention_label(splits: int, config: AttentionConfig) -> str:
+    return (f"{'dot' if config.dot else 'fma'}-s{splits}-w{config.warps}"
+            + (f"-t{config.block_t}" if config.block_t else "") + (f"-p{config.stages}" if config.stages > 1 else ""))
+
+
 def _label(cfg: LinearConfig) -> str:
     variant = ("dot" if cfg.use_asm else "f32") if cfg.kind == "gemv" else f"v{cfg.variant}"
-    pipe = "" if cfg.kind != "gemv" else f"-u{cfg.unroll}-a{cfg.ahead}" + (f"-p{cfg.stages}" if cfg.stages > 1 else "")
+    pipe = f"-u{cfg.unroll}-a{cfg.ahead}" if cfg.kind == "gemv" else ""
+    pipe += f"-p{cfg.stages}" if cfg.stages > 1 else ""
     return f"{cfg.kind}-{variant}-m{cfg.block_m}-n{cfg.block_n}-s{cfg.split_k}-w{cfg.warps}{pipe}"
 
 

@@ -1,10 +1,11 @@
 """Attention over a paged KV cache, each row with its own length.
 
 The cache of a layer is ``[pages * PAGE, kv_heads, head_dim]``; row ``b`` owns the pages listed in
-``block_table[b]``. Decode (one query token per row): programs split a row's pages (flash-decoding) so a single
-long row still fills the GPU; a second kernel merges the splits by their log-sum-exp. Prefill after a cached
-prefix (several query tokens per row, the last of the row's positions): blocks of queries walk the row's pages
-on tensor cores, causally. All read lengths from device memory, so one CUDA graph serves every mix of lengths.
+``block_table[b]``. Decode (one query token per row): programs split a row's positions (flash-decoding)
+so a single long row still fills the GPU, walking them in chunks of ``BLOCK_T`` (part of a page, or several
+pages); a second kernel merges the splits by their log-sum-exp. Prefill after a cached prefix (several query
+tokens per row, the last of the row's positions): blocks of queries walk the row's pages on tensor cores,
+causally. All read lengths from device memory, so one CUDA graph serves every mix of lengths.
 """
 
 from __future__ import annotations
@@ -30,12 +31,24 @@ def _softmax_step(sc, v, m, l_sum, acc):
 
 
 @triton.jit
+def _chunk_rows(bt_ptr, b, stride_bt, c, length, BLOCK_T: tl.constexpr, PAGE: tl.constexpr):
+    """Cache rows [BLOCK_T] of chunk ``c`` of row ``b``'s positions (``BLOCK_T`` positions, over one or several
+    pages), and which of them the row has."""
+    pos = c * BLOCK_T + tl.arange(0, BLOCK_T)
+    valid = pos < length
+    page = tl.load(bt_ptr + b * stride_bt + pos // PAGE, mask=valid, other=0).to(tl.int64)
+    return page * PAGE + pos % PAGE, valid
+
+
+@triton.jit
 def paged_decode_kernel(
     q_ptr, k_ptr, v_ptr, bt_ptr, len_ptr, o_ptr, ml_ptr,
     scale, splits, stride_qb, stride_qh, stride_kt, stride_bt, stride_ob, stride_oh, stride_os,
     GROUP: tl.constexpr, D: tl.constexpr, PAGE: tl.constexpr, FINAL: tl.constexpr, PDL: tl.constexpr = False,
+    BLOCK_T: tl.constexpr = 64, STAGES: tl.constexpr = 1,
 ):
-    """grid (rows, heads, splits). FINAL (one split) writes fp16 output; else fp32 partials + (m, l)."""
+    """grid (rows, heads, splits): each split walks its share of the row's chunks of BLOCK_T positions.
+    FINAL (one split) writes fp16 output; else fp32 partials + (m, l)."""
     if PDL:
         gdc_launch_dependents()
         gdc_wait()
@@ -43,25 +56,22 @@ def paged_decode_kernel(
     h = tl.program_id(1)
     s = tl.program_id(2)
     length = tl.load(len_ptr + b)
-    pages = tl.cdiv(length, PAGE)
-    per = tl.cdiv(pages, splits)
-    p0 = s * per
-    p1 = tl.minimum(p0 + per, pages)
+    chunks = tl.cdiv(length, BLOCK_T)
+    per = tl.cdiv(chunks, splits)
+    c0 = s * per
+    c1 = tl.minimum(c0 + per, chunks)
     hk = h // GROUP
     d = tl.arange(0, D)
-    t = tl.arange(0, PAGE)
     q = tl.load(q_ptr + b * stride_qb + h * stride_qh + d).to(tl.float32) * (scale * 1.4426950408889634)
     m = tl.full([1], float("-inf"), tl.float32)
     l_sum = tl.zeros([1], tl.float32)
     acc = tl.zeros([D], tl.float32)
-    for p in range(p0, p1):
-        page = tl.load(bt_ptr + b * stride_bt + p).to(tl.int64)
-        rows = page * PAGE + t
-        valid = (p * PAGE + t) < length
+    for c in tl.range(c0, c1, num_stages=STAGES):
+        rows, valid = _chunk_rows(bt_ptr, b, stride_bt, c, length, BLOCK_T, PAGE)
         kv_off = rows[:, None] * stride_kt + hk * D + d[None, :]
         k = tl.load(k_ptr + kv_off, mask=valid[:, None], other=0.0).to(tl.float32)
         v = tl.load(v_ptr + kv_off, mask=valid[:, None], other=0.0).to(tl.float32)  # issued with k
-        sc = tl.sum(k * q[None, :], axis=1)  # [PAGE], log2 domain
+        sc = tl.sum(k * q[None, :], axis=1)  # [BLOCK_T], log2 domain
         sc = tl.where(valid, sc, float("-inf"))
         m_new = tl.maximum(m, tl.max(sc, axis=0))
         alpha = tl.exp2(m - m_new)
@@ -84,9 +94,11 @@ def paged_decode_dot_kernel(
     q_ptr, k_ptr, v_ptr, bt_ptr, len_ptr, o_ptr, ml_ptr,
     scale, splits, stride_qb, stride_qh, stride_kt, stride_bt, stride_ob, stride_oh, stride_os,
     GROUP: tl.constexpr, D: tl.constexpr, PAGE: tl.constexpr, FINAL: tl.constexpr, PDL: tl.constexpr = False,
+    BLOCK_T: tl.constexpr = 64, STAGES: tl.constexpr = 1,
 ):
     """As :func:`paged_decode_kernel`, with both products on tensor cores: the query is broadcast to 16
-    identical rows (the smallest dot), so no reduction crosses threads; row 0 is the answer."""
+    identical rows (the smallest dot), so no reduction crosses threads; row 0 is the answer. With STAGES > 1
+    Triton pipelines the chunks' K/V loads through shared memory."""
     if PDL:
         gdc_launch_dependents()
         gdc_wait()
@@ -94,25 +106,23 @@ def paged_decode_dot_kernel(
     h = tl.program_id(1)
     s = tl.program_id(2)
     length = tl.load(len_ptr + b)
-    pages = tl.cdiv(length, PAGE)
-    per = tl.cdiv(pages, splits)
-    p0 = s * per
-    p1 = tl.minimum(p0 + per, pages)
+    chunks = tl.cdiv(length, BLOCK_T)
+    per = tl.cdiv(chunks, splits)
+    c0 = s * per
+    c1 = tl.minimum(c0 + per, chunks)
     hk = h // GROUP
     d = tl.arange(0, D)
-    t = tl.arange(0, PAGE)
     q = tl.load(q_ptr + b * stride_qb + h * stride_qh + d).to(tl.float32) * (scale * 1.4426950408889634)
     q16 = tl.broadcast_to(q.to(tl.float16)[None, :], [16, D])
     m = tl.full([16], float("-inf"), tl.float32)
     l_sum = tl.zeros([16], tl.float32)
     acc = tl.zeros([16, D], tl.float32)
-    for p in range(p0, p1):
-        page = tl.load(bt_ptr + b * stride_bt + p).to(tl.int64)
-        valid = (p * PAGE + t) < length
-        kv_off = (page * PAGE + t)[:, None] * stride_kt + hk * D + d[None, :]
+    for c in tl.range(c0, c1, num_stages=STAGES):
+        rows, valid = _chunk_rows(bt_ptr, b, stride_bt, c, length, BLOCK_T, PAGE)
+        kv_off = rows[:, None] * stride_kt + hk * D + d[None, :]
         k = tl.load(k_ptr + kv_off, mask=valid[:, None], other=0.0)
         v = tl.load(v_ptr + kv_off, mask=valid[:, None], other=0.0)
-        sc = tl.dot(q16, tl.trans(k))  # [16, PAGE], log2 domain
+        sc = tl.dot(q16, tl.trans(k))  # [16, BLOCK_T], log2 domain
         sc = tl.where(valid[None, :], sc, float("-inf"))
         m, l_sum, acc = _softmax_step(sc, v, m, l_sum, acc)
     first = (tl.arange(0, 16) == 0)[:, None]
