@@ -686,7 +686,10 @@ async def concurrent(engine: Any, prompts: list[str], new_tokens: int, langchain
 
 
 def sampler_cost(engine: Any, rows: int = 32, repeats: int = 50) -> dict[str, Any]:
-    """Device time of one batched sampling call (card settings, and greedy) on [rows, V] logits."""
+    """Time of one batched sampling call (card settings, and greedy) on [rows, V] logits: per call in a stream
+    of calls, and its kernels' device time alone."""
+    from torch.profiler import ProfilerActivity, profile
+
     from wizardcoder_integrations.engine.params import SamplingParams
     from wizardcoder_integrations.engine.sampling import BatchSettings, sample
 
@@ -708,6 +711,13 @@ def sampler_cost(engine: Any, rows: int = 32, repeats: int = 50) -> dict[str, An
         end.record()
         end.synchronize()
         out[f"{name}_us"] = round(1e3 * start.elapsed_time(end) / repeats, 1)
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:  # its kernels alone (the above includes
+            for _ in range(10):                                    # the host's launch time when that is longer)
+                sample(logits, settings, seen=seen, counts=counts, steps=steps)
+            torch.cuda.synchronize()
+        device_us = sum(getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)
+                        for e in prof.key_averages())
+        out[f"{name}_kernels_us"] = round(device_us / 10, 1)
     return {"rows": rows, **out}
 
 
