@@ -227,6 +227,8 @@ INTERPRETER_CHECK = textwrap.dedent('''
             if not (group < 32 or not sym):
                 configs += [LinearConfig("mma", 16 if rows <= 16 else 32, 64, 2, 4, False, v) for v in (1, 2)]
                 configs.append(LinearConfig("mma", 16, 64, 1, 4, False, 2, stages=4))
+            if group % 128 == 0 and sym:  # one K=128 dot per block
+                configs += [LinearConfig("mma", 16 if rows <= 16 else 32, bn, 2, 4, False, 3) for bn in (64, 128)]
             if rows == 1:  # one block per iteration; two (a partial last tile); the tile after next in flight
                 configs += [LinearConfig("gemv", 1, 128, 2, 4, False),
                             LinearConfig("gemv", 1, 64, 1, 4, False, unroll=2),

@@ -40,7 +40,8 @@ class LinearConfig:
     split_k: int
     warps: int
     use_asm: bool  # gemv: f16x2 "dot" inner loop (else fp32); mma/dequant: inline-PTX unpacking
-    variant: int = 0  # mma: 0 one dot per 16-row slice, 1 K=32 joined slices, 2 the same as out^T = W^T x^T
+    variant: int = 0  # mma: 0 one dot per 16-row slice, 1 K=32 joined slices, 2 the same as out^T = W^T x^T,
+    # 3 as 2 with one K=128 dot per block
     unroll: int = 1  # gemv: 128-row blocks per iteration
     ahead: int = 1  # gemv: iterations a tile is requested before its use (registers)
     stages: int = 1  # > 1: Triton's num_stages (gemv: instead of the register prefetch; mma: else Triton's default)
@@ -163,7 +164,9 @@ class TritonOps:
         else:
             grid = (n // cfg.block_n, cfg.split_k, math.ceil(rows / cfg.block_m))
             if cfg.variant and not dot_ready(w):
-                raise ValueError("mma variants 1 and 2 need a symmetric weight with groups of 32 or more")
+                raise ValueError("mma variants 1 to 3 need a symmetric weight with groups of 32 or more")
+            if cfg.variant == 3 and w.group_size % 128:
+                raise ValueError("mma variant 3 needs groups of a multiple of 128 rows")
             if cfg.stages > 1:
                 flags["num_stages"] = cfg.stages
             w4_mma_kernel[grid](x, w.qweight, w.scales, zeros, perm, out, rows, n, k, cfg.split_k, x.stride(0),
@@ -218,6 +221,9 @@ class TritonOps:
             for bn, warps in ((64, 4), (128, 4), (256, 8)):  # W^T x^T on wgmma: the weight tile is the big side
                 if bn in blocks_n:
                     found += [LinearConfig("mma", block_m, bn, s, warps, self.use_asm, 2) for s in mma_splits]
+            for bn, warps in ((64, 4), (128, 4), (256, 8)):  # one K=128 dot per block
+                if bn in blocks_n and w.group_size % 128 == 0:
+                    found += [LinearConfig("mma", block_m, bn, s, warps, self.use_asm, 3) for s in mma_splits]
             for bn, stages in itertools.product((64, 128), MMA_STAGES):  # deeper or shallower load pipelines
                 if bn in blocks_n:
                     found += [LinearConfig("mma", block_m, bn, s, 4, self.use_asm, 2, stages=stages)

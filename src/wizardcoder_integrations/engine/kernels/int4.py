@@ -301,6 +301,8 @@ def w4_mma_kernel(
     VARIANT 0: one dot per 16-row slice of the words (any group size, zero points).
     VARIANT 1: the two nibbles of a 32-row slice joined into one K=32 operand (symmetric, GROUP >= 32).
     VARIANT 2: as 1, computing out^T = W^T x^T so the weight tile is the large (M) side of the product.
+    VARIANT 3: as 2 with a whole 128-row block in one K=128 dot, the activations gathered in the order the
+    unpacked nibbles come in (symmetric, GROUP a multiple of 128: one scale per block).
     """
     if PDL:
         gdc_launch_dependents()
@@ -316,7 +318,9 @@ def w4_mma_kernel(
     per = tl.cdiv(blocks, SPLIT_K)
     b0 = pid_k * per
     b1 = tl.minimum(b0 + per, blocks)
-    if VARIANT == 2:
+    q = tl.arange(0, 128)
+    q_rows = 32 * (2 * (q % 2) + (q // 2) % 2) + 2 * (q // 8) + (q // 4) % 2  # VARIANT 3's order of a block
+    if VARIANT >= 2:
         acc = tl.zeros([BLOCK_N, BLOCK_M], dtype=tl.float32)
     else:
         acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
@@ -353,6 +357,16 @@ def w4_mma_kernel(
                 x = tl.load(x_ptr + offs_m[:, None] * stride_xm + xk[None, :], mask=m_mask[:, None], other=0.0)
                 blk = tl.dot(x.to(tl.float16), wt, blk)
                 acc, blk = _flush_group(acc, blk, s_ptr, base, t, offs_n, N, GROUP, False)
+        elif VARIANT == 3:
+            w = tl.load(qw_ptr + (b * 16 + r)[None, :] * N + offs_n[:, None])  # [BN, 16] int32
+            ds = _nibbles_f16(w, USE_ASM)
+            # column r*8 + c*4 + e*2 + a holds nibble j = 2a + e + 4c of word row r: block row 32(2a+e) + 2r + c
+            wt = tl.reshape(tl.join(tl.join(tl.join(ds[0], ds[4]), tl.join(ds[1], ds[5])),
+                                    tl.join(tl.join(ds[2], ds[6]), tl.join(ds[3], ds[7]))), (BLOCK_N, 128))
+            xk = _x_index(perm_ptr, base + q_rows, HAS_PERM)
+            x = tl.load(x_ptr + offs_m[None, :] * stride_xm + xk[:, None], mask=m_mask[None, :], other=0.0)
+            s = tl.load(s_ptr + (base // GROUP) * N + offs_n).to(tl.float32)
+            acc += tl.dot(wt, x.to(tl.float16)) * s[:, None]  # [BN, BM]
         else:
             w = tl.load(qw_ptr + (b * 16 + r)[None, :] * N + offs_n[:, None])  # [BN, 16] int32
             ds = _nibbles_f16(w, USE_ASM)
@@ -363,7 +377,7 @@ def w4_mma_kernel(
                 x = tl.load(x_ptr + offs_m[None, :] * stride_xm + xk[:, None], mask=m_mask[None, :], other=0.0)
                 blk = tl.dot(wt, x.to(tl.float16), blk)  # [BN, BM]
                 acc, blk = _flush_group(acc, blk, s_ptr, base, t, offs_n, N, GROUP, True)
-    if VARIANT == 2:
+    if VARIANT >= 2:
         out = out_ptr + pid_k * stride_os + offs_m[None, :] * stride_om + offs_n[:, None]
         tl.store(out, acc, mask=m_mask[None, :])
     else:
