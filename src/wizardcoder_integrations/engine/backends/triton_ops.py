@@ -57,9 +57,9 @@ class AttentionConfig:
     stages: int = 1  # > 1: Triton pipelines the K/V loads through shared memory
 
 
-MMA_STAGES = (2, 4, 5)  # tensor-core matmul candidates besides Triton's default pipeline depth (3)
+MMA_STAGES = (2, 4)  # tensor-core matmul candidates besides Triton's default pipeline depth (3)
 # decode-attention candidates besides the CUDA-core kernel: (positions per iteration in pages, warps, stages)
-ATTENTION_DOT = ((0.5, 4, 1), (1, 4, 1), (1, 8, 1), (1, 4, 3), (2, 4, 1), (2, 8, 1), (2, 4, 3), (4, 8, 1))
+ATTENTION_DOT = ((0.5, 4, 1), (1, 4, 1), (1, 4, 3), (2, 4, 1), (2, 4, 3), (4, 8, 1))
 
 
 def bucket_of(rows: int) -> int:
@@ -221,13 +221,12 @@ class TritonOps:
             for bn, warps in ((64, 4), (128, 4), (256, 8)):  # W^T x^T on wgmma: the weight tile is the big side
                 if bn in blocks_n:
                     found += [LinearConfig("mma", block_m, bn, s, warps, self.use_asm, 2) for s in mma_splits]
-            for bn, warps in ((64, 4), (128, 4), (256, 8)):  # one K=128 dot per block
+            for bn, warps in ((128, 4), (256, 8)):  # one K=128 dot per block
                 if bn in blocks_n and w.group_size % 128 == 0:
                     found += [LinearConfig("mma", block_m, bn, s, warps, self.use_asm, 3) for s in mma_splits]
-            for bn, stages in itertools.product((64, 128), MMA_STAGES):  # deeper or shallower load pipelines
-                if bn in blocks_n:
-                    found += [LinearConfig("mma", block_m, bn, s, 4, self.use_asm, 2, stages=stages)
-                              for s in mma_splits]
+            if 128 in blocks_n:  # deeper or shallower load pipelines
+                found += [LinearConfig("mma", block_m, 128, s, 4, self.use_asm, 2, stages=stages)
+                          for s in mma_splits for stages in MMA_STAGES]
             if 128 in blocks_n:
                 found += [LinearConfig("mma", block_m, 128, s, 4, self.use_asm, 1) for s in mma_splits]
         else:
@@ -293,7 +292,7 @@ class TritonOps:
         d = k_cache.shape[-1]
         pages = k_cache.shape[0] // page
         gen = torch.Generator(device=k_cache.device).manual_seed(0)
-        configs = [AttentionConfig(False, warps) for warps in (4, 8)] + [
+        configs = [AttentionConfig(False)] + [
             AttentionConfig(True, warps, int(page * per), stages) for per, warps, stages in ATTENTION_DOT
             if int(page * per) >= 16]
         for rows, default in splits.items():
