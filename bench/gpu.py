@@ -800,8 +800,8 @@ def ours(record: dict[str, Any], directory: Path, max_batch_size: int, full: boo
         log(f"concurrent: {record['concurrent32']}")
         prompts64 = [prompt_of(engine, 100 + 10 * i, seed=i) for i in range(64)]
         record["concurrent64"] = asyncio.run(concurrent(engine, prompts64, 256))
-        record["concurrent64"]["prompt_tokens_range"] = [len(engine.tokenize(prompts64[0])),
-                                                         len(engine.tokenize(prompts64[-1]))]
+        record["concurrent64"]["prompt_tokens"] = [len(engine.tokenize(p)) for p in prompts64]
+        record["concurrent64"]["new_tokens_each"] = 256
         log(f"concurrent 64: {record['concurrent64']}")
         record["sampler"] = sampler_cost(engine)
         log(f"sampler: {record['sampler']}")
@@ -910,9 +910,9 @@ def summarize() -> None:
     standin = p.get("standin_correctness", {})
     bw = p.get("bandwidth", {}).get("copy_bytes_per_s")
     weight_bytes = p.get("checkpoint_main", {}).get("read_per_token_bytes")
-    c32 = fast.get("concurrent32", {})
-    roof32 = None if not (bw and weight_bytes and c32.get("prompt_tokens")) else round(
-        decode_roofline(c32["prompt_tokens"], c32["new_tokens_each"], weight_bytes, bw), 1)
+    roof = {n: None if not (bw and weight_bytes and run.get("prompt_tokens")) else round(
+        decode_roofline(run["prompt_tokens"], run["new_tokens_each"], weight_bytes, bw), 1)
+        for n, run in ((32, fast.get("concurrent32", {})), (64, fast.get("concurrent64", {})))}
     checks = {
         "batch1_at_least_75pct_of_floor": None if not (b1 and floor) else b1 >= 0.75 * floor,
         "actorder_at_least_65pct_of_floor": None if not (act and act_floor) else act >= 0.65 * act_floor,
@@ -934,9 +934,11 @@ def summarize() -> None:
         "graph_step_tok_s_b1": fast.get("graph_tok_s_b1"),
         "ttft_1k_ms": ttft_ms, "concurrent32_tok_s": agg32,
         "concurrent32_engine_tok_s": fast.get("concurrent32_engine", {}).get("aggregate_tok_s"),
-        "concurrent32_roofline_tok_s": roof32,
-        "concurrent32_vs_roofline": None if not (agg32 and roof32) else round(agg32 / roof32, 3),
+        "concurrent32_roofline_tok_s": roof[32],
+        "concurrent32_vs_roofline": None if not (agg32 and roof[32]) else round(agg32 / roof[32], 3),
         "concurrent64_tok_s": agg64,
+        "concurrent64_roofline_tok_s": roof[64],
+        "concurrent64_vs_roofline": None if not (agg64 and roof[64]) else round(agg64 / roof[64], 3),
         "prefix_hit_ttft_ms": prefix.get("ttft_hit_ms_median"),
         "prefix_miss_ttft_ms": prefix.get("ttft_miss_ms_median"),
         "prefix_cached_tokens": prefix.get("cached_tokens_per_hit"),
@@ -978,6 +980,7 @@ def summarize() -> None:
             ("  same through Engine.agenerate (tok/s)", s["concurrent32_engine_tok_s"]),
             ("  roofline: weights + K/V reads at copy bandwidth (tok/s)", s["concurrent32_roofline_tok_s"]),
             ("64 concurrent, aggregate (tok/s)", s["concurrent64_tok_s"]),
+            ("  roofline (tok/s)", s["concurrent64_roofline_tok_s"]),
             ("sampler, 32 rows (us)", s["sampler_us_b32"]),
             ("peak GPU memory (GiB)", s["peak_memory_gib"]),
             ("act-order 32g, batch 1 (tok/s)", s["actorder_batch1_tok_s"]), ("  / floor", s["actorder_vs_floor"]),

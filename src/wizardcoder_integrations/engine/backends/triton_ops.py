@@ -54,7 +54,7 @@ class AttentionConfig:
     dot: bool = False  # tensor cores (the query broadcast to 16 rows), else CUDA cores
     warps: int = 4
     block_t: int = 0  # positions per iteration; 0 = one page
-    stages: int = 1  # > 1: Triton pipelines the K/V loads through shared memory
+    stages: int = 3  # > 1: Triton pipelines the K/V loads through shared memory (3: its default depth)
 
 
 MMA_STAGES = (2, 4)  # tensor-core matmul candidates besides Triton's default pipeline depth (3)
@@ -471,7 +471,7 @@ def _graph_time(fn: Any, repeats: int) -> float:
 
 def _attention_label(splits: int, config: AttentionConfig) -> str:
     return (f"{'dot' if config.dot else 'fma'}-s{splits}-w{config.warps}"
-            + (f"-t{config.block_t}" if config.block_t else "") + (f"-p{config.stages}" if config.stages > 1 else ""))
+            + (f"-t{config.block_t}" if config.block_t else "") + f"-p{config.stages}")
 
 
 def _label(cfg: LinearConfig) -> str:

@@ -45,7 +45,7 @@ def paged_decode_kernel(
     q_ptr, k_ptr, v_ptr, bt_ptr, len_ptr, o_ptr, ml_ptr,
     scale, splits, stride_qb, stride_qh, stride_kt, stride_bt, stride_ob, stride_oh, stride_os,
     GROUP: tl.constexpr, D: tl.constexpr, PAGE: tl.constexpr, FINAL: tl.constexpr, PDL: tl.constexpr = False,
-    BLOCK_T: tl.constexpr = 64, STAGES: tl.constexpr = 1,
+    BLOCK_T: tl.constexpr = 64, STAGES: tl.constexpr = 3,
 ):
     """grid (rows, heads, splits): each split walks its share of the row's chunks of BLOCK_T positions.
     FINAL (one split) writes fp16 output; else fp32 partials + (m, l)."""
@@ -94,7 +94,7 @@ def paged_decode_dot_kernel(
     q_ptr, k_ptr, v_ptr, bt_ptr, len_ptr, o_ptr, ml_ptr,
     scale, splits, stride_qb, stride_qh, stride_kt, stride_bt, stride_ob, stride_oh, stride_os,
     GROUP: tl.constexpr, D: tl.constexpr, PAGE: tl.constexpr, FINAL: tl.constexpr, PDL: tl.constexpr = False,
-    BLOCK_T: tl.constexpr = 64, STAGES: tl.constexpr = 1,
+    BLOCK_T: tl.constexpr = 64, STAGES: tl.constexpr = 3,
 ):
     """As :func:`paged_decode_kernel`, with both products on tensor cores: the query is broadcast to 16
     identical rows (the smallest dot), so no reduction crosses threads; row 0 is the answer. With STAGES > 1
