@@ -554,6 +554,16 @@ def dense_baseline(record: dict[str, Any], directory: Path, prompt_ids: list[int
     torch.cuda.empty_cache()
 
 
+def kernel_us(prof: Any, repeats: int) -> dict[str, float]:
+    """Device microseconds per repeat of each kernel (name cut to 80 characters) in a CUDA profile."""
+    kernels: dict[str, float] = {}
+    for event in prof.key_averages():
+        device_us = getattr(event, "device_time_total", None) or getattr(event, "cuda_time_total", 0)
+        if device_us:
+            kernels[event.key[:80]] = kernels.get(event.key[:80], 0.0) + device_us / repeats
+    return kernels
+
+
 def profile_decode(engine: Any, prompts: list[list[int]], repeats: int = 5) -> dict[str, Any]:
     """Per-kernel device time of the captured decode step with these rows live (bench-only: drives the
     backend directly while the engine is idle), plus the graph's wall time per step."""
@@ -581,11 +591,7 @@ def profile_decode(engine: Any, prompts: list[list[int]], repeats: int = 5) -> d
                 backend._decode_bucket(bucket)
             torch.cuda.synchronize()
         backend.keep([])
-    kernels: dict[str, float] = {}
-    for event in prof.key_averages():
-        device_us = getattr(event, "device_time_total", None) or getattr(event, "cuda_time_total", 0)
-        if device_us:
-            kernels[event.key[:80]] = kernels.get(event.key[:80], 0.0) + device_us / repeats
+    kernels = kernel_us(prof, repeats)
     top = dict(sorted(kernels.items(), key=lambda kv: -kv[1])[:14])
     return {"rows": len(prompts), "context": [len(p) for p in prompts][:4], "logits_finite": finite,
             "step_ms": round(step_ms, 3),
@@ -715,9 +721,7 @@ def sampler_cost(engine: Any, rows: int = 32, repeats: int = 50) -> dict[str, An
             for _ in range(10):                                    # the host's launch time when that is longer)
                 sample(logits, settings, seen=seen, counts=counts, steps=steps)
             torch.cuda.synchronize()
-        device_us = sum(getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)
-                        for e in prof.key_averages())
-        out[f"{name}_kernels_us"] = round(device_us / 10, 1)
+        out[f"{name}_kernels_us"] = round(sum(kernel_us(prof, 10).values()), 1)
     return {"rows": rows, **out}
 
 
@@ -884,10 +888,9 @@ def decode_roofline(prompt_tokens: list[int], new_tokens: int, weight_bytes: int
     """Aggregate tok/s of decoding ``new_tokens`` for every prompt at once if each step cost only its reads at
     the copy bandwidth: the weights once, and every row's K and V of all its positions so far (fp16, 13B)."""
     c = SHAPE_13B
-    kv_per_token = c["num_hidden_layers"] * 2 * c["hidden_size"] // c["num_attention_heads"] * (
-        c["num_key_value_heads"]) * 2
-    steps = range(new_tokens)
-    read = sum(weight_bytes + kv_per_token * sum(p + i for p in prompt_tokens) for i in steps)
+    head_dim = c["hidden_size"] // c["num_attention_heads"]
+    kv_per_token = c["num_hidden_layers"] * 2 * c["num_key_value_heads"] * head_dim * 2  # K and V, fp16
+    read = sum(weight_bytes + kv_per_token * sum(p + i for p in prompt_tokens) for i in range(new_tokens))
     return len(prompt_tokens) * new_tokens / (read / bw)
 
 

@@ -221,13 +221,13 @@ class TritonOps:
             for bn, warps in ((64, 4), (128, 4), (256, 8)):  # W^T x^T on wgmma: the weight tile is the big side
                 if bn in blocks_n:
                     found += [LinearConfig("mma", block_m, bn, s, warps, self.use_asm, 2) for s in mma_splits]
-            for bn, warps in ((128, 4), (256, 8)):  # one K=128 dot per block
-                if bn in blocks_n and w.group_size % 128 == 0:
-                    found += [LinearConfig("mma", block_m, bn, s, warps, self.use_asm, 3) for s in mma_splits]
-            if 128 in blocks_n:  # deeper or shallower load pipelines
+            if w.group_size % 128 == 0:  # one K=128 dot per block
+                for bn, warps in ((128, 4), (256, 8)):
+                    if bn in blocks_n:
+                        found += [LinearConfig("mma", block_m, bn, s, warps, self.use_asm, 3) for s in mma_splits]
+            if 128 in blocks_n:  # deeper or shallower load pipelines; K=32 slices as x W
                 found += [LinearConfig("mma", block_m, 128, s, 4, self.use_asm, 2, stages=stages)
                           for s in mma_splits for stages in MMA_STAGES]
-            if 128 in blocks_n:
                 found += [LinearConfig("mma", block_m, 128, s, 4, self.use_asm, 1) for s in mma_splits]
         else:
             for bn in (b for b in blocks_n if b <= 128):
@@ -413,8 +413,9 @@ class TritonOps:
         if config is None:
             config = self.attention.get(rows, AttentionConfig())
         kernel = paged_decode_dot_kernel if config.dot else paged_decode_kernel
+        pdl = self._pdl(q.device, rows)
         flags = {"GROUP": heads // k_cache.shape[1], "D": d, "PAGE": page, "BLOCK_T": config.block_t or page,
-                 "STAGES": config.stages, "num_warps": config.warps, **self._pdl(q.device, rows)}
+                 "STAGES": config.stages, "num_warps": config.warps, **pdl}
         out = torch.empty((rows, heads, d), dtype=q.dtype, device=q.device)
         if splits == 1:
             kernel[(rows, heads, 1)](
@@ -428,8 +429,7 @@ class TritonOps:
             k_cache.stride(0), block_table.stride(0), part.stride(0), part.stride(1), part.stride(2), FINAL=False,
             **flags)
         split_merge_kernel[(rows, heads)](part, ml, out, splits, part.stride(0), part.stride(1), part.stride(2),
-                                          out.stride(0), out.stride(1), D=d, MAX_SPLITS=16, num_warps=4,
-                                          **self._pdl(q.device, rows))
+                                          out.stride(0), out.stride(1), D=d, MAX_SPLITS=16, num_warps=4, **pdl)
         return out.view(rows, heads * d)
 
     def prefill_attention(self, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,

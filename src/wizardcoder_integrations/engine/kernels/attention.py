@@ -31,6 +31,15 @@ def _softmax_step(sc, v, m, l_sum, acc):
 
 
 @triton.jit
+def _split_chunks(length, s, splits, BLOCK_T: tl.constexpr):
+    """The chunks [c0, c1) of BLOCK_T positions that split ``s`` of ``splits`` walks in a row of ``length``."""
+    chunks = tl.cdiv(length, BLOCK_T)
+    per = tl.cdiv(chunks, splits)
+    c0 = s * per
+    return c0, tl.minimum(c0 + per, chunks)
+
+
+@triton.jit
 def _chunk_rows(bt_ptr, b, stride_bt, c, length, BLOCK_T: tl.constexpr, PAGE: tl.constexpr):
     """Cache rows [BLOCK_T] of chunk ``c`` of row ``b``'s positions (``BLOCK_T`` positions, over one or several
     pages), and which of them the row has."""
@@ -56,10 +65,7 @@ def paged_decode_kernel(
     h = tl.program_id(1)
     s = tl.program_id(2)
     length = tl.load(len_ptr + b)
-    chunks = tl.cdiv(length, BLOCK_T)
-    per = tl.cdiv(chunks, splits)
-    c0 = s * per
-    c1 = tl.minimum(c0 + per, chunks)
+    c0, c1 = _split_chunks(length, s, splits, BLOCK_T)
     hk = h // GROUP
     d = tl.arange(0, D)
     q = tl.load(q_ptr + b * stride_qb + h * stride_qh + d).to(tl.float32) * (scale * 1.4426950408889634)
@@ -106,10 +112,7 @@ def paged_decode_dot_kernel(
     h = tl.program_id(1)
     s = tl.program_id(2)
     length = tl.load(len_ptr + b)
-    chunks = tl.cdiv(length, BLOCK_T)
-    per = tl.cdiv(chunks, splits)
-    c0 = s * per
-    c1 = tl.minimum(c0 + per, chunks)
+    c0, c1 = _split_chunks(length, s, splits, BLOCK_T)
     hk = h // GROUP
     d = tl.arange(0, D)
     q = tl.load(q_ptr + b * stride_qb + h * stride_qh + d).to(tl.float32) * (scale * 1.4426950408889634)

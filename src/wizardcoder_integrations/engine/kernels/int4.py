@@ -318,8 +318,6 @@ def w4_mma_kernel(
     per = tl.cdiv(blocks, SPLIT_K)
     b0 = pid_k * per
     b1 = tl.minimum(b0 + per, blocks)
-    q = tl.arange(0, 128)
-    q_rows = 32 * (2 * (q % 2) + (q // 2) % 2) + 2 * (q // 8) + (q // 4) % 2  # VARIANT 3's order of a block
     if VARIANT >= 2:
         acc = tl.zeros([BLOCK_N, BLOCK_M], dtype=tl.float32)
     else:
@@ -363,7 +361,8 @@ def w4_mma_kernel(
             # column r*8 + c*4 + e*2 + a holds nibble j = 2a + e + 4c of word row r: block row 32(2a+e) + 2r + c
             wt = tl.reshape(tl.join(tl.join(tl.join(ds[0], ds[4]), tl.join(ds[1], ds[5])),
                                     tl.join(tl.join(ds[2], ds[6]), tl.join(ds[3], ds[7]))), (BLOCK_N, 128))
-            xk = _x_index(perm_ptr, base + q_rows, HAS_PERM)
+            q = tl.arange(0, 128)  # the block row of each column of wt
+            xk = _x_index(perm_ptr, base + 32 * (2 * (q % 2) + (q // 2) % 2) + 2 * (q // 8) + (q // 4) % 2, HAS_PERM)
             x = tl.load(x_ptr + offs_m[None, :] * stride_xm + xk[:, None], mask=m_mask[None, :], other=0.0)
             s = tl.load(s_ptr + (base // GROUP) * N + offs_n).to(tl.float32)
             acc += tl.dot(wt, x.to(tl.float16)) * s[:, None]  # [BN, BM]
